@@ -1,0 +1,41 @@
+from pathlib import Path
+import re
+
+from setuptools import find_packages, setup
+
+here = Path(__file__).parent
+version = re.search(r'__version__ = "([^"]+)"',
+                    (here / "treeinf" / "__init__.py").read_text()).group(1)
+
+trees = ["lightgbm>=4.0", "xgboost>=2.0", "catboost>=1.2"]
+
+setup(
+    name="treeinf",
+    version=version,
+    description="Which training rows made a tree model predict what it predicts: "
+                "fast, exact influence estimation for gradient-boosted trees and forests.",
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["treeinf", "treeinf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "numpy>=1.24",
+        "numba>=0.59",
+        "scipy>=1.10",
+        "scikit-learn>=1.4",
+        "joblib>=1.3",
+        "pandas>=2.0",
+    ],
+    extras_require={
+        "trees": trees,
+        "test": trees + ["pytest>=7"],
+        "bench": trees + ["psutil"],
+    },
+    entry_points={"console_scripts": ["treeinf=treeinf.cli:main"]},
+    license="MIT",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

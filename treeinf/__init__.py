@@ -1,0 +1,12 @@
+"""treeinf: which training rows made a tree model predict what it predicts.
+
+Importing treeinf imports no tree library; each is imported when a model of it
+is first parsed.
+"""
+__version__ = "0.1.0"
+
+from . import exceptions
+from ._trees import FlatEnsemble, parse_model, SUPPORTED_MODELS
+
+__all__ = ["__version__", "exceptions", "FlatEnsemble", "parse_model",
+           "SUPPORTED_MODELS"]

@@ -1,0 +1,42 @@
+"""Exceptions raised by treeinf.
+
+Every error a user can trigger is one of these classes, so callers can catch
+``treeinf.exceptions.TreeInfError`` for anything the library refuses. Each
+class also derives from the built-in exception a scikit-learn user would
+expect (``ValueError``, ``AttributeError`` ...), so generic handlers keep
+working.
+"""
+
+
+class TreeInfError(Exception):
+    """Base class of every treeinf error."""
+
+
+class NotFittedError(TreeInfError, AttributeError, ValueError):
+    """An explainer (or a model) was used before it was fitted."""
+
+
+class UnsupportedModelError(TreeInfError, TypeError, ValueError):
+    """The model type, objective or a setting of it is not supported.
+
+    The message names the model or setting that was seen and what is
+    supported instead.
+    """
+
+
+class ParseMismatchError(TreeInfError, RuntimeError):
+    """The parsed ensemble does not reproduce the library's own output.
+
+    Raised when margins or leaf indices of the flat ensemble differ from those
+    the library computes on the same data; the message gives the largest
+    difference. This is a bug in treeinf or an unsupported setting, never
+    something to ignore.
+    """
+
+
+class DataValidationError(TreeInfError, ValueError):
+    """X, y or sample weights are malformed or do not match the model."""
+
+
+class LeafValueMismatchError(TreeInfError, ValueError):
+    """Recomputed leaf values do not match the model's (fixed-structure methods)."""
