@@ -27,6 +27,9 @@ setup(
         "pandas>=2.0",
     ],
     extras_require={
+        "lightgbm": ["lightgbm>=4.0"],
+        "xgboost": ["xgboost>=2.0"],
+        "catboost": ["catboost>=1.2"],
         "trees": trees,
         "test": trees + ["pytest>=7"],
         "bench": trees + ["psutil"],

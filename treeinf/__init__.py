@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 
 from . import exceptions
 from ._trees import FlatEnsemble, parse_model, SUPPORTED_MODELS
+from .explainers import BoostIn
 
 __all__ = ["__version__", "exceptions", "FlatEnsemble", "parse_model",
-           "SUPPORTED_MODELS"]
+           "SUPPORTED_MODELS", "BoostIn"]

@@ -23,6 +23,8 @@ _REGISTRY = {
     "xgboost.sklearn.XGBRegressor": "_xgboost",
     "xgboost.sklearn.XGBClassifier": "_xgboost",
     "xgboost.sklearn.XGBModel": "_xgboost",
+    "xgboost.sklearn.XGBRFRegressor": "_xgboost",
+    "xgboost.sklearn.XGBRFClassifier": "_xgboost",
     "xgboost.core.Booster": "_xgboost",
     "catboost.core.CatBoostRegressor": "_catboost",
     "catboost.core.CatBoostClassifier": "_catboost",

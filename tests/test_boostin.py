@@ -1,0 +1,125 @@
+"""BoostIn against the plain-numpy reference, derivatives and invariants."""
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+import naive
+from models import GBDT_FAMILIES, TASKS, make_model, trained
+from treeinf import BoostIn
+from treeinf._validation import encode_target
+
+
+def _enc_y(ens, y):
+    return encode_target(ens, y, len(y))
+
+
+@pytest.mark.parametrize("variant", ["exact", "paper"])
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("family", GBDT_FAMILIES)
+def test_matches_naive(family, task, variant):
+    model, Xtr, ytr, w, Xte, yte = trained(family, task, weights=True)
+    exp = BoostIn(variant=variant).fit(model, Xtr, ytr, sample_weight=w)
+    ens = exp.ensemble_
+    got = exp.get_local_influence(Xte, yte)
+    assert got.shape == (len(ytr), len(yte)) and got.dtype == np.float64
+    cw = ens.params.get("class_weight")
+    w_eff = w if cw is None or task == "regression" else w * np.asarray(cw)[_enc_y(ens, ytr).astype(int)]
+    ref = naive.boostin(ens, Xtr, _enc_y(ens, ytr), w_eff, Xte, _enc_y(ens, yte), variant)
+    scale = np.abs(ref).max()
+    assert scale > 0
+    np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * scale)
+    self_ref = naive.boostin_self(ens, Xtr, _enc_y(ens, ytr), w_eff, variant)
+    np.testing.assert_allclose(exp.get_self_influence(), self_ref, rtol=1e-10,
+                               atol=1e-10 * np.abs(self_ref).max())
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "sklearn_gb", "sklearn_hgb"])
+def test_train_term_is_leaf_derivative(family, task):
+    """One round: the training term is the finite-difference change of the
+    fixed-structure leaf value when the row's weight shrinks (w -> w(1-eps))."""
+    kw = {"lightgbm": dict(min_child_weight=1e-12, reg_lambda=0.7),
+          "xgboost": dict(min_child_weight=0.0, reg_lambda=0.7, max_delta_step=0),
+          "sklearn_gb": {}, "sklearn_hgb": dict(l2_regularization=0.7)}[family]
+    model, Xtr, ytr, w, _, _ = trained(family, task, weights=True, n_estimators=1)
+    model = make_model(family, task, n_estimators=1, **kw).fit(Xtr, ytr, sample_weight=w)
+    exp = BoostIn().fit(model, Xtr, ytr, sample_weight=w)
+    ens = exp.ensemble_
+    D = exp._train_term[:, 0]
+    leaves = exp._leaves[:, 0]
+    y = _enc_y(ens, ytr)
+    g, h = naive.tree_derivatives(ens, exp._leaves, y)
+    eta, lam = ens.learning_rate, ens.reg_lambda
+    eps = 1e-6
+    rng = np.random.default_rng(0)
+    for i in rng.choice(len(ytr), 15, replace=False):
+        rows = leaves == leaves[i]
+        phi = naive.newton_leaf(g[rows, 0], h[rows, 0], w[rows], eta, lam)
+        # the parsed leaf is the library's own Newton step
+        assert np.isclose(phi, ens.leaf_value[ens.leaf_offset[0] + leaves[i]], rtol=1e-6, atol=1e-9)
+        w2 = w.copy()
+        w2[i] *= 1 - eps
+        phi2 = naive.newton_leaf(g[rows, 0], h[rows, 0], w2[rows], eta, lam)
+        fd = (phi2 - phi) / eps
+        assert np.isclose(D[i], fd, rtol=1e-4, atol=1e-9 * max(1.0, abs(fd)))
+
+
+@pytest.mark.parametrize("family", GBDT_FAMILIES)
+def test_invariants(family):
+    task = "multiclass" if family in ("lightgbm", "catboost") else "binary"
+    model, Xtr, ytr, w, Xte, yte = trained(family, task, weights=True)
+    exp = BoostIn(n_jobs=2).fit(model, Xtr, ytr, sample_weight=w)
+    local = exp.get_local_influence(Xte, yte)
+
+    # permuting the training rows permutes the influence rows
+    perm = np.random.default_rng(3).permutation(len(ytr))
+    exp_p = BoostIn().fit(model, Xtr[perm], ytr[perm], sample_weight=w[perm])
+    np.testing.assert_allclose(exp_p.get_local_influence(Xte, yte), local[perm],
+                               rtol=1e-9, atol=1e-12)
+
+    # clone gives an unfitted copy with the same parameters; pickle round-trip
+    c = clone(exp)
+    assert c.get_params() == exp.get_params() and not hasattr(c, "ensemble_")
+    restored = pickle.loads(pickle.dumps(exp))
+    np.testing.assert_array_equal(restored.get_local_influence(Xte, yte), local)
+
+    # thread count does not change the result
+    one = BoostIn(n_jobs=1).fit(model, Xtr, ytr, sample_weight=w)
+    np.testing.assert_array_equal(one.get_local_influence(Xte, yte), local)
+    np.testing.assert_array_equal(one.get_self_influence(), exp.get_self_influence())
+
+    # self = diagonal on the training data, global = row sums
+    train_local = exp.get_local_influence(Xtr, ytr)
+    np.testing.assert_allclose(exp.get_self_influence(), np.diag(train_local),
+                               rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(exp.get_global_influence(Xte, yte), local.sum(axis=1),
+                               rtol=1e-9, atol=1e-12)
+
+    # top-k equals sorting each dense column (ties: lower index first)
+    k = 7
+    for kind, key in (("helpful", -local), ("harmful", local)):
+        idx, val = exp.get_top_influence(Xte, yte, k=k, kind=kind)
+        assert idx.shape == (len(yte), k) and idx.dtype == np.int64
+        order = np.argsort(key, axis=0, kind="stable")[:k].T
+        np.testing.assert_array_equal(idx, order)
+        np.testing.assert_array_equal(val, np.take_along_axis(local.T, order, axis=1))
+
+
+def test_dataframe_input_and_names():
+    import lightgbm as lgb
+    from conftest import make_data
+    X, y = make_data("binary", n=200, n_num=4, n_cat=2, nan_frac=0.1, seed=4)
+    model = lgb.LGBMClassifier(n_estimators=5, num_leaves=5, min_child_samples=5,
+                               verbose=-1, n_jobs=1).fit(X, y)
+    exp = BoostIn().fit(model, X, y)
+    assert list(exp.feature_names_in_) == list(X.columns)
+    X_before = X.copy()
+    inf = exp.get_local_influence(X.iloc[:5], y[:5])
+    assert inf.shape == (200, 5)
+    # the user's frame is not modified
+    assert X.equals(X_before)
+    # numpy input of the same values gives the same numbers for numeric columns
+    np.testing.assert_allclose(exp.get_self_influence(), np.diag(exp.get_local_influence(X, y)),
+                               rtol=1e-10, atol=1e-13)

@@ -1,0 +1,94 @@
+"""Per-round statistics of rows in an ensemble, and rows grouped by leaf."""
+import numpy as np
+
+from .._losses import grad_hess_row
+from .._numba import njit, pnjit, prange
+
+
+@pnjit
+def round_derivatives_kernel(leaves, tree_round, tree_output, leaf_offset, leaf_value,
+                             base, y, objective, factor, g_out, h_out, k_out):
+    """g, h (and k) of every row for every tree, at the margin before its round.
+
+    leaves : int32 (n, n_trees) compact leaf indices.
+    g_out, h_out : float64 (n, n_trees); k_out : float64 (n, n_trees) or (0, 0)
+    to skip the third derivative. Entry (i, j) is the derivative for output
+    ``tree_output[j]`` at F^(round(j)-1)(x_i); trees of one round share it.
+    """
+    n = leaves.shape[0]
+    n_trees = leaves.shape[1]
+    K = base.shape[0]
+    want_h = h_out.shape[0] > 0
+    want_k = k_out.shape[0] > 0
+    for i in prange(n):
+        z = base.copy()
+        g = np.empty(K)
+        h = np.empty(K)
+        k = np.empty(K)
+        j = 0
+        while j < n_trees:
+            r = tree_round[j]
+            grad_hess_row(objective, z, y[i], factor, g, h, k)
+            j_end = j
+            while j_end < n_trees and tree_round[j_end] == r:
+                c = tree_output[j_end]
+                g_out[i, j_end] = g[c]
+                if want_h:
+                    h_out[i, j_end] = h[c]
+                if want_k:
+                    k_out[i, j_end] = k[c]
+                j_end += 1
+            for jj in range(j, j_end):
+                z[tree_output[jj]] += leaf_value[leaf_offset[jj] + leaves[i, jj]]
+            j = j_end
+
+
+@pnjit
+def group_by_leaf_kernel(leaves, leaf_offset, ptr, idx):
+    """Rows of every leaf, in row order (a CSR layout per tree).
+
+    Rows of leaf ``l`` of tree ``j`` are ``idx[ptr[leaf_offset[j] + l] :
+    ptr[leaf_offset[j] + l + 1]]``. ptr : int64 (n_leaves_total + 1);
+    idx : int32 (n * n_trees). Each tree owns its slice.
+    """
+    n = leaves.shape[0]
+    n_trees = leaves.shape[1]
+    for j in prange(n_trees):
+        off = leaf_offset[j]
+        n_leaves = leaf_offset[j + 1] - off
+        counts = np.zeros(n_leaves + 1, dtype=np.int64)
+        for i in range(n):
+            counts[leaves[i, j] + 1] += 1
+        start = np.int64(j) * n
+        for l in range(n_leaves):
+            counts[l + 1] += counts[l]
+            ptr[off + l] = start + counts[l]
+        for i in range(n):
+            l = leaves[i, j]
+            idx[start + counts[l]] = i
+            counts[l] += 1
+    ptr[leaf_offset[n_trees]] = np.int64(n) * n_trees
+
+
+@pnjit
+def leaf_sums_kernel(ptr, idx, values, weight, leaf_offset, out):
+    """out[leaf] = sum over the leaf's rows of weight[i] * values[i, tree]."""
+    n_trees = values.shape[1]
+    for j in prange(n_trees):
+        for leaf in range(leaf_offset[j], leaf_offset[j + 1]):
+            s = 0.0
+            for p in range(ptr[leaf], ptr[leaf + 1]):
+                i = idx[p]
+                s += weight[i] * values[i, j]
+            out[leaf] = s
+
+
+@pnjit
+def leaf_aggregate_kernel(leaves, values, leaf_offset, out):
+    """out[leaf] = sum of values[e, tree] over rows e in the leaf (out zeroed)."""
+    m = leaves.shape[0]
+    n_trees = leaves.shape[1]
+    for j in prange(n_trees):
+        off = leaf_offset[j]
+        for e in range(m):
+            out[off + leaves[e, j]] += values[e, j]

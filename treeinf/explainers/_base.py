@@ -1,0 +1,187 @@
+"""The shared public contract of every influence estimator.
+
+Public methods validate and encode their input, then call a private hook
+(``_fit``, ``_local``, ``_self``, ``_global``, ``_top``) that works on plain
+arrays. Subclasses implement the hooks; the generic ``_self``/``_global``/
+``_top`` fall back to the dense local matrix only where a method has no
+faster path.
+"""
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from .._numba import num_threads, resolve_n_jobs
+from .._trees import parse_model
+from .._validation import check_k, check_sample_weight, encode_target
+from ..exceptions import DataValidationError, NotFittedError, UnsupportedModelError
+
+
+class BaseInfluence(BaseEstimator):
+    """Base class of the influence estimators (not for direct use).
+
+    Sign convention: positive influence is *helpful*: removing the training
+    row would increase the test row's loss. Negative is harmful.
+    """
+
+    #: model kinds ('boosting', 'forest') the method supports
+    _supported_kinds = ("boosting", "forest")
+
+    # ------------------------------------------------------------- fitting
+    def fit(self, model, X, y, sample_weight=None):
+        """Prepare influence computations for ``model`` and its training data.
+
+        Parameters
+        ----------
+        model : trained tree model or Pipeline
+            See :data:`treeinf.SUPPORTED_MODELS`. It is parsed and verified
+            against the library's own predictions on ``X``; it is not modified.
+        X : array-like or DataFrame of shape (n_train, n_features)
+            The training data the model was fitted on, as passed to the model.
+        y : array-like of shape (n_train,)
+            Training targets (class labels as the model knows them).
+        sample_weight : array-like of shape (n_train,), default=None
+            The training weights the model was fitted with.
+
+        Returns
+        -------
+        self
+        """
+        resolve_n_jobs(getattr(self, "n_jobs", None))
+        self._check_params()
+        ens = parse_model(model, X)
+        if ens.kind not in self._supported_kinds:
+            raise UnsupportedModelError(
+                f"{type(self).__name__} supports {' and '.join(self._supported_kinds)} "
+                f"models; {ens.model_name} is a {ens.kind} model. For forests use a "
+                "method that does not need boosting rounds (e.g. TREX, TreeSim, LOO).")
+        Xe = ens.encode(X)
+        n = Xe.shape[0]
+        y_enc = encode_target(ens, y, n)
+        w = check_sample_weight(sample_weight, n)
+        cw = ens.params.get("class_weight")
+        if cw is not None and ens.objective != "regression":
+            w = w * np.asarray(cw, dtype=np.float64)[y_enc.astype(np.int64)]
+        self.ensemble_ = ens
+        self.n_train_ = n
+        self.n_features_in_ = self._n_input_features(model, X, ens)
+        names = self._input_names(model, X, ens)
+        if names is not None:
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        with num_threads(getattr(self, "n_jobs", None)):
+            self._fit(Xe, y_enc, w)
+        return self
+
+    @staticmethod
+    def _n_input_features(model, X, ens):
+        if ens.encoder.preprocessor is not None:
+            return int(np.shape(X)[1])
+        return ens.n_features
+
+    @staticmethod
+    def _input_names(model, X, ens):
+        if ens.encoder.preprocessor is not None:
+            names = getattr(model, "feature_names_in_", None)
+            return None if names is None else list(names)
+        return ens.encoder.feature_names
+
+    def _check_params(self):
+        """Validate constructor parameters (subclasses extend)."""
+
+    def _check_fitted(self):
+        if not hasattr(self, "ensemble_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet; call "
+                "fit(model, X_train, y_train) first.")
+
+    def _encode_query(self, X, y):
+        self._check_fitted()
+        Xe = self.ensemble_.encode(X)
+        y_enc = encode_target(self.ensemble_, y, Xe.shape[0])
+        return Xe, y_enc
+
+    # --------------------------------------------------------- public API
+    def get_local_influence(self, X, y):
+        """Influence of every training row on the loss of every given row.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_test, n_features)
+        y : array-like of shape (n_test,)
+            Targets to measure the loss against (usually the true labels).
+
+        Returns
+        -------
+        ndarray of shape (n_train, n_test), float64
+            Rows in training order. Positive = helpful (removing the training
+            row would increase the test loss), negative = harmful.
+        """
+        Xe, y_enc = self._encode_query(X, y)
+        with num_threads(getattr(self, "n_jobs", None)):
+            return self._local(Xe, y_enc)
+
+    def get_self_influence(self):
+        """Influence of each training row on its own training loss.
+
+        Returns
+        -------
+        ndarray of shape (n_train,), float64
+        """
+        self._check_fitted()
+        with num_threads(getattr(self, "n_jobs", None)):
+            return self._self()
+
+    def get_global_influence(self, X, y):
+        """Summed influence of each training row over the given rows.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_rows, n_features)
+        y : array-like of shape (n_rows,)
+
+        Returns
+        -------
+        ndarray of shape (n_train,), float64
+            ``get_local_influence(X, y).sum(axis=1)``, computed without the
+            dense matrix where the method allows.
+        """
+        Xe, y_enc = self._encode_query(X, y)
+        with num_threads(getattr(self, "n_jobs", None)):
+            return self._global(Xe, y_enc)
+
+    def get_top_influence(self, X, y, k=10, kind="helpful"):
+        """The k most helpful (or harmful) training rows for each given row.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_test, n_features)
+        y : array-like of shape (n_test,)
+        k : int, default=10
+        kind : {'helpful', 'harmful'}, default='helpful'
+            'helpful' returns the largest influences first, 'harmful' the most
+            negative first. Ties are broken by the lower training index.
+
+        Returns
+        -------
+        indices : ndarray of shape (n_test, k), int64
+            Training row indices.
+        values : ndarray of shape (n_test, k), float64
+            Their influence on each test row.
+        """
+        if kind not in ("helpful", "harmful"):
+            raise DataValidationError(
+                f"kind must be 'helpful' or 'harmful', got {kind!r}.")
+        Xe, y_enc = self._encode_query(X, y)
+        k = check_k(k, self.n_train_)
+        with num_threads(getattr(self, "n_jobs", None)):
+            return self._top(Xe, y_enc, k, kind == "helpful")
+
+    # ------------------------------------------------ generic fallbacks
+    def _global(self, Xe, y_enc):
+        return self._local(Xe, y_enc).sum(axis=1)
+
+    def _top(self, Xe, y_enc, k, largest):
+        local = self._local(Xe, y_enc).T
+        key = -local if largest else local
+        order = np.argsort(key, axis=1, kind="stable")[:, :k]
+        return order.astype(np.int64), np.take_along_axis(local, order, axis=1)
