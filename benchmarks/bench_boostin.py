@@ -80,7 +80,7 @@ def _job(kind, n_train, n_test, n_base, queue):
         Xq, yq = Xte[:n_base], yte[:n_base]
         leaves, G = exp._test_terms(exp.ensemble_.encode(Xq), yq.astype(float))
         t0 = time.perf_counter()
-        local = _baseline_local(exp._train_term, exp._leaves, leaves, G)
+        local = _baseline_local(exp._train_T.T, exp._leaves_T.T.astype(np.int32), leaves, G)
         res["local_ms_per_row"] = (time.perf_counter() - t0) / n_base * 1e3
         res["check"] = local
     res["peak_mb"] = _peak_mb() - rss0

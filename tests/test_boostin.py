@@ -47,10 +47,10 @@ def test_train_term_is_leaf_derivative(family, task):
     model = make_model(family, task, n_estimators=1, **kw).fit(Xtr, ytr, sample_weight=w)
     exp = BoostIn().fit(model, Xtr, ytr, sample_weight=w)
     ens = exp.ensemble_
-    D = exp._train_term[:, 0]
-    leaves = exp._leaves[:, 0]
+    D = exp._train_T[0]
+    leaves = exp._leaves_T[0].astype(np.int64)
     y = _enc_y(ens, ytr)
-    g, h = naive.tree_derivatives(ens, exp._leaves, y)
+    g, h = naive.tree_derivatives(ens, exp._leaves_T.T.astype(np.int64), y)
     eta, lam = ens.learning_rate, ens.reg_lambda
     eps = 1e-6
     rng = np.random.default_rng(0)
@@ -123,3 +123,18 @@ def test_dataframe_input_and_names():
     # numpy input of the same values gives the same numbers for numeric columns
     np.testing.assert_allclose(exp.get_self_influence(), np.diag(exp.get_local_influence(X, y)),
                                rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_scatter_and_masked_paths_agree(task, monkeypatch):
+    """Leaves visited by scatter or by a masked column pass give identical sums."""
+    import treeinf.explainers.boostin as mod
+    model, Xtr, ytr, w, Xte, yte = trained("lightgbm", task, weights=True)
+    exp = BoostIn().fit(model, Xtr, ytr, sample_weight=w)
+    results = []
+    for threshold in (lambda n: n + 1, lambda n: 1):  # never / always masked
+        monkeypatch.setattr(mod, "dense_threshold", threshold)
+        results.append((exp.get_local_influence(Xte, yte),
+                        exp.get_top_influence(Xte, yte, k=5)[1]))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -36,10 +36,10 @@ def round_derivatives(ens, leaves, y, hessian=True, third=False):
 
 
 def group_by_leaf(ens, leaves):
-    """CSR grouping of rows by leaf: (ptr (n_leaves_total+1,), idx (n*n_trees,))."""
+    """CSR grouping of rows by leaf: (ptr (n_leaves_total+1,), idx (n*n_trees,) uint32)."""
     n, T = leaves.shape
     ptr = np.empty(ens.leaf_offset[-1] + 1, dtype=np.int64)
-    idx = np.empty(n * T, dtype=np.int32)
+    idx = np.empty(n * T, dtype=np.uint32)
     group_by_leaf_kernel(leaves, ens.leaf_offset, ptr, idx)
     return ptr, idx
 
@@ -63,6 +63,12 @@ def sort_by_leaf(values, idx):
     n, T = values.shape
     return np.ascontiguousarray(
         np.take_along_axis(values.T, idx.reshape(T, n), axis=1).ravel())
+
+
+def tree_major_leaves(ens, leaves):
+    """Leaves transposed to (n_trees, n), in the smallest integer type that fits."""
+    dtype = np.uint8 if ens.n_leaves.max() <= 256 else np.int32
+    return np.ascontiguousarray(leaves.T, dtype=dtype)
 
 
 def leaf_index(ens, leaves):

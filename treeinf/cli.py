@@ -45,9 +45,9 @@ def _demo(args):
         for title, (idx, val) in (("helpful", helpful), ("harmful", harmful)):
             print(f"  top {k} {title} training rows:")
             print(f"    {'row':>5} {'label':>10} {'influence':>12}  " +
-                  "  ".join(f"{c[:18]:>18}" for c in shown))
+                  "  ".join(f"{c[:22]:>22}" for c in shown))
             for i, v in zip(idx[q], val[q]):
-                feats = "  ".join(f"{X_train.at[int(i), c]:>18.4g}" for c in shown)
+                feats = "  ".join(f"{X_train.at[int(i), c]:>22.4g}" for c in shown)
                 print(f"    {int(i):>5} {names[y_train[i]]:>10} {v:>12.4e}  {feats}")
         print()
     return 0

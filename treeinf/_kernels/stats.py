@@ -49,7 +49,7 @@ def group_by_leaf_kernel(leaves, leaf_offset, ptr, idx):
 
     Rows of leaf ``l`` of tree ``j`` are ``idx[ptr[leaf_offset[j] + l] :
     ptr[leaf_offset[j] + l + 1]]``. ptr : int64 (n_leaves_total + 1);
-    idx : int32 (n * n_trees). Each tree owns its slice.
+    idx : uint32 (n * n_trees). Each tree owns its slice.
     """
     n = leaves.shape[0]
     n_trees = leaves.shape[1]

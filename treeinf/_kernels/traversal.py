@@ -12,9 +12,10 @@ SPLIT_CAT_RIGHT = 3  # category in the node's set goes right, others left
 # missing-value rules (node_missing), applied before the comparison
 MISS_DEFAULT = 0       # NaN takes the default side
 MISS_AS_ZERO = 1       # NaN is replaced by 0.0, then compared
-MISS_ZERO_DEFAULT = 2  # NaN or |x| <= 1e-35 takes the default side (LightGBM "Zero")
+MISS_ZERO_DEFAULT = 2  # NaN or |x| <= 1e-35f takes the default side (LightGBM "Zero")
 
-ZERO_THRESHOLD = 1e-35
+# LightGBM's kZeroThreshold is the float literal 1e-35f, compared as a double
+ZERO_THRESHOLD = float(np.float32(1e-35))
 
 
 @njit

@@ -20,8 +20,7 @@ What LightGBM does when predicting, and how it is mapped here:
   Values in (-1, 0) truncate to category 0: the encoder maps them to 0.0,
   since the kernel treats any negative value as "not in the set".
 * ``kZeroThreshold`` is the float ``1e-35f`` (1.0000000180025095e-35 as a
-  double); the kernel uses 1e-35. The encoder moves the (absurd) inputs in
-  between to +-1e-35 so both agree on every node.
+  double); the kernel's ``ZERO_THRESHOLD`` is that same value.
 * ``boost_from_average``: the init score F0 is added to every leaf of the
   first tree of each class (``Tree::AddBias``, which also forces the tree's
   ``shrinkage`` to 1). It is taken back out into ``base_margin``; see
@@ -54,9 +53,6 @@ _CATEGORICAL_MASK = 1
 _DEFAULT_LEFT_MASK = 2
 _MISSING_RULE = {0: MISS_AS_ZERO, 1: MISS_ZERO_DEFAULT, 2: MISS_DEFAULT}
 
-# LightGBM's kZeroThreshold is the float literal 1e-35f
-_LGBM_ZERO = float(np.float32(1e-35))
-_KERNEL_ZERO = 1e-35
 # |init score| at or below this is not folded into the first tree
 _K_EPSILON = 1e-15
 
@@ -76,7 +72,6 @@ class LightGBMEncoder(TabularEncoder):
       categories, again as LightGBM does.
     * Values in (-1, 0) of categorical columns become 0.0 (LightGBM truncates
       them to category 0).
-    * Values with ``1e-35 < |x| <= kZeroThreshold`` become +-1e-35.
     * Feature names are compared after LightGBM's replacement of whitespace
       by ``_``.
 
@@ -135,10 +130,7 @@ class LightGBMEncoder(TabularEncoder):
 
     def transform(self, X):
         out = super().transform(X)
-        # the two input corrections that make the kernel decide as LightGBM
-        tiny = (np.abs(out) > _KERNEL_ZERO) & (np.abs(out) <= _LGBM_ZERO)
-        if tiny.any():
-            out[tiny] = np.copysign(_KERNEL_ZERO, out[tiny])
+        # LightGBM truncates categorical values toward zero: (-1, 0) is category 0
         if self.split_categorical.size:
             block = out[:, self.split_categorical]
             block[(block > -1.0) & (block < 0.0)] = 0.0

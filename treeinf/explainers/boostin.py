@@ -1,9 +1,10 @@
 """BoostIn: TracIn for gradient-boosted trees (SPEC §3)."""
 import numpy as np
 
-from .._kernels.coleaf import coleaf_dense_kernel, coleaf_topk_kernel, gather_dot_kernel
+from .._kernels.coleaf import (coleaf_dense_kernel, coleaf_topk_kernel, dense_threshold,
+                               gather_dot_kernel)
 from .._stats import (group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
-                      round_derivatives, sort_by_leaf)
+                      round_derivatives, sort_by_leaf, tree_major_leaves)
 from ..exceptions import DataValidationError
 from ._base import BaseInfluence
 
@@ -89,10 +90,14 @@ class BoostIn(BaseInfluence):
         with np.errstate(divide="ignore", invalid="ignore"):
             D = np.where(denom > 0, eta * w[:, None] * (g + value[pos] * h) / denom, 0.0)
         self._self_influence = np.einsum("ij,ij->i", g, D)
-        self._leaves = leaves
         self._ptr, self._idx = ptr, idx
-        self._train_term = np.ascontiguousarray(D)
         self._train_sorted = sort_by_leaf(D, idx)
+        self._leaves_T = tree_major_leaves(ens, leaves)
+        self._train_T = np.ascontiguousarray(D.T)
+
+    def _coleaf_args(self):
+        return (self.ensemble_.leaf_offset, self._ptr, self._idx, self._train_sorted,
+                self._leaves_T, self._train_T, dense_threshold(self.n_train_))
 
     def _test_terms(self, Xe, y):
         ens = self.ensemble_
@@ -102,9 +107,8 @@ class BoostIn(BaseInfluence):
 
     def _local(self, Xe, y):
         leaves, G = self._test_terms(Xe, y)
-        out = np.zeros((Xe.shape[0], self.n_train_))
-        coleaf_dense_kernel(leaves, G, self.ensemble_.leaf_offset, self._ptr, self._idx,
-                            self._train_sorted, out)
+        out = np.empty((Xe.shape[0], self.n_train_))
+        coleaf_dense_kernel(leaves, G, *self._coleaf_args(), out)
         return out.T
 
     def _self(self):
@@ -114,8 +118,8 @@ class BoostIn(BaseInfluence):
         leaves, G = self._test_terms(Xe, y)
         table = leaf_aggregate(self.ensemble_, leaves, G)
         out = np.empty(self.n_train_)
-        gather_dot_kernel(self._leaves, table, self.ensemble_.leaf_offset,
-                          self._train_term, out)
+        gather_dot_kernel(self._leaves_T, table, self.ensemble_.leaf_offset,
+                          self._train_T, out)
         return out
 
     def _top(self, Xe, y, k, largest):
@@ -123,6 +127,5 @@ class BoostIn(BaseInfluence):
         m = Xe.shape[0]
         out_idx = np.empty((m, k), dtype=np.int64)
         out_val = np.empty((m, k))
-        coleaf_topk_kernel(leaves, G, self.ensemble_.leaf_offset, self._ptr, self._idx,
-                           self._train_sorted, self.n_train_, k, largest, out_idx, out_val)
+        coleaf_topk_kernel(leaves, G, *self._coleaf_args(), k, largest, out_idx, out_val)
         return out_idx, out_val
