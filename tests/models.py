@@ -22,7 +22,8 @@ def make_model(family, task, n_estimators=8, seed=0, **kw):
     if family == "catboost":
         import catboost as cb
         cls = cb.CatBoostRegressor if task == "regression" else cb.CatBoostClassifier
-        return cls(iterations=n_estimators, depth=3, learning_rate=0.3, thread_count=1,
+        kw = {"depth": 3, **kw}
+        return cls(iterations=n_estimators, learning_rate=0.3, thread_count=1,
                    random_seed=seed, verbose=False, allow_writing_files=False, **kw)
     if family == "sklearn_gb":
         from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor

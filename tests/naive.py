@@ -100,3 +100,145 @@ def boostin_self(ens, X_train, y_train, w, variant="exact"):
 def newton_leaf(g, h, w, eta, lam):
     """Fixed-structure leaf value -eta * sum(w g) / (sum(w h) + lambda)."""
     return -eta * np.sum(w * g) / (np.sum(w * h) + lam)
+
+
+def _loss(objective, Z, y):
+    if objective == "regression":
+        return 0.5 * (y - Z[:, 0]) ** 2
+    if objective == "binary":
+        p = np.clip(_sigmoid(Z[:, 0]), 1e-5, 1 - 1e-5)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    P = np.clip(_softmax(Z), 1e-5, 1 - 1e-5)
+    return -np.log(P[np.arange(len(y)), y.astype(int)])
+
+
+def leaf_formula(G, H, lam, alpha, eta):
+    Gs = np.sign(G) * max(abs(G) - alpha, 0.0)
+    return -eta * Gs / (H + lam) if H + lam > 0 else 0.0
+
+
+def refit(ens, leaves, y, w, lam, update=None, extra=None):
+    """Leaf-value changes of the fixed-structure model refitted on modified data.
+
+    Recomputes every leaf in boosting order (SPEC §3) with weights ``w`` and
+    labels ``y`` (already modified by the caller), g and h at the original
+    margins plus the accumulated change of the rows in the update set, and
+    returns the change of every leaf relative to the same recomputation on
+    the unmodified data ``(y0, w0)`` held in ``extra['base']``.
+
+    update : None (all rows follow) or a function (tree j, delta, changes) ->
+        boolean mask of rows whose margins follow.
+    extra : dict with 'base' = (y0, w0) and optionally 'row' = (leaf row
+        index, label, weight) of an additional copy of a training row.
+    """
+    y0, w0 = extra["base"]
+    n = leaves.shape[0]
+    K = ens.n_outputs
+    before = margins_before_round(ens, leaves)
+    delta = np.zeros((n, K))
+    add = extra.get("row")
+    d_add = np.zeros(K)
+    change = np.zeros(ens.leaf_offset[-1])
+    rounds = sorted(set(int(r) for r in ens.tree_round))
+    for r in rounds:
+        trees = [j for j in range(ens.n_trees) if ens.tree_round[j] == r]
+        Z0 = before[r]
+        g0, h0 = derivatives(ens.objective, Z0, y0, ens.hessian_factor)
+        g1, h1 = derivatives(ens.objective, Z0 + delta, y, ens.hessian_factor)
+        if add is not None:
+            ga, ha = derivatives(ens.objective, (Z0[add[0]] + d_add)[None, :],
+                                 np.array([add[1]], dtype=float), ens.hessian_factor)
+        pending = np.zeros((n, K))
+        pend_add = np.zeros(K)
+        for j in trees:
+            c = ens.tree_output[j]
+            for leaf in range(ens.n_leaves[j]):
+                L = ens.leaf_offset[j] + leaf
+                rows = leaves[:, j] == leaf
+                base = leaf_formula(np.sum(w0[rows] * g0[rows, c]), np.sum(w0[rows] * h0[rows, c]),
+                                    lam[L], ens.reg_alpha, ens.learning_rate)
+                G = np.sum(w[rows] * g1[rows, c])
+                H = np.sum(w[rows] * h1[rows, c])
+                if add is not None and leaves[add[0], j] == leaf:
+                    G += add[2] * ga[0, c]
+                    H += add[2] * ha[0, c]
+                change[L] = leaf_formula(G, H, lam[L], ens.reg_alpha, ens.learning_rate) - base
+            follow = np.ones(n, bool) if update is None else update(j, delta[:, c], change)
+            pending[follow, c] += change[ens.leaf_offset[j] + leaves[follow, j]]
+            if add is not None:
+                pend_add[c] += change[ens.leaf_offset[j] + leaves[add[0], j]]
+        delta += pending
+        d_add += pend_add
+    return change
+
+
+def loss_change(ens, change, leaves_test, margin_test, y_test):
+    """l(y, F + sum of leaf changes) - l(y, F) per test row."""
+    Z = margin_test.copy()
+    for j in range(ens.n_trees):
+        Z[:, ens.tree_output[j]] += change[ens.leaf_offset[j] + leaves_test[:, j]]
+    return _loss(ens.objective, Z, y_test) - _loss(ens.objective, margin_test, y_test)
+
+
+def leaf_influence(ens, leaves, y, w, lam, i, update_set, margin_test, leaves_test, y_test):
+    """SPEC §3 LeafInfluence of removing row i, by the forward recursion.
+
+    J_l = -eta [sum_{j in l, j in U} w_j Delta_j (h_j + v_l k_j)
+                + 1[i in l] w_i (g_i + v_l h_i)] / (H_l + lambda),
+    U = all rows (-1), {i} (0), or i plus the rows of the k leaves with the
+    largest sum |Delta| (k >= 1). Returns -sum_c g_c(test) sum_t J (m,).
+    """
+    n = leaves.shape[0]
+    K = ens.n_outputs
+    eta = ens.learning_rate
+    before = margins_before_round(ens, leaves)
+    Delta = np.zeros((n, K))
+    J = np.zeros(ens.leaf_offset[-1])
+    g_all, h_all = tree_derivatives(ens, leaves, y)
+    v_all = np.array([ens.leaf_value[ens.leaf_offset[j] + leaves[:, j]] for j in range(ens.n_trees)]).T
+    floor = 1e-12 * np.max(np.abs(w[:, None] * (g_all + v_all / eta * h_all)))
+    for r in sorted(set(int(t) for t in ens.tree_round)):
+        Z = before[r]
+        g, h = derivatives(ens.objective, Z, y, ens.hessian_factor)
+        if ens.objective == "regression":
+            k3 = np.zeros_like(Z)
+        elif ens.objective == "binary":
+            p = _sigmoid(Z)
+            k3 = p * (1 - p) * (1 - 2 * p)
+        else:
+            P = _softmax(Z)
+            k3 = ens.hessian_factor * P * (1 - P) * (1 - 2 * P)
+        pending = np.zeros((n, K))
+        for j in [t for t in range(ens.n_trees) if ens.tree_round[t] == r]:
+            c = ens.tree_output[j]
+            n_l = ens.n_leaves[j]
+            if update_set == -1:
+                U = np.ones(n, bool)
+            else:
+                U = np.zeros(n, bool)
+                if update_set > 0:
+                    score = np.bincount(leaves[:, j], weights=np.abs(Delta[:, c]), minlength=n_l)
+                    score[score <= floor] = 0.0  # rounding noise is a tie
+                    U = np.isin(leaves[:, j], np.argsort(-score, kind="stable")[:update_set])
+                U[i] = True
+            for leaf in range(n_l):
+                L = ens.leaf_offset[j] + leaf
+                rows = leaves[:, j] == leaf
+                G = np.sum(w[rows] * g[rows, c])
+                H = np.sum(w[rows] * h[rows, c])
+                if abs(G) <= ens.reg_alpha or H + lam[L] <= 0:
+                    J[L] = 0.0
+                    continue
+                v = leaf_formula(G, H, lam[L], ens.reg_alpha, eta) / eta
+                sel = rows & U
+                acc = np.sum(w[sel] * Delta[sel, c] * (h[sel, c] + v * k3[sel, c]))
+                if rows[i]:
+                    acc += w[i] * (g[i, c] + v * h[i, c])
+                J[L] = -eta * acc / (H + lam[L])
+                pending[sel, c] += J[L]
+        Delta += pending
+    G_test, _ = derivatives(ens.objective, margin_test, y_test, ens.hessian_factor)
+    out = np.zeros(len(y_test))
+    for j in range(ens.n_trees):
+        out -= G_test[:, ens.tree_output[j]] * J[ens.leaf_offset[j] + leaves_test[:, j]]
+    return out

@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 
 from . import exceptions
 from ._trees import FlatEnsemble, parse_model, SUPPORTED_MODELS
-from .explainers import BoostIn
+from .explainers import BoostIn, LeafInfluence, LeafRefit
 
 __all__ = ["__version__", "exceptions", "FlatEnsemble", "parse_model",
-           "SUPPORTED_MODELS", "BoostIn"]
+           "SUPPORTED_MODELS", "BoostIn", "LeafInfluence", "LeafRefit"]

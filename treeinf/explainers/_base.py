@@ -185,3 +185,35 @@ class BaseInfluence(BaseEstimator):
         key = -local if largest else local
         order = np.argsort(key, axis=1, kind="stable")[:, :k]
         return order.astype(np.int64), np.take_along_axis(local, order, axis=1)
+
+
+class LabelEditMixin:
+    """``get_label_edit_influence`` for methods with a ``_label_edit`` hook."""
+
+    def get_label_edit_influence(self, X, y, target):
+        """Influence of relabelling each training row on each given row.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_test, n_features)
+        y : array-like of shape (n_test,)
+            Labels the test loss is measured against (usually the truth).
+        target : array-like of shape (n_test,)
+            For test row e, the label every training row would be changed to
+            (a class label the model knows, or a regression target).
+
+        Returns
+        -------
+        ndarray of shape (n_train, n_test), float64
+            Positive = changing the training row's label to ``target[e]``
+            increases the loss of test row e. Rows whose label already is
+            ``target[e]`` get 0.
+        """
+        Xe, y_enc = self._encode_query(X, y)
+        t_enc = encode_target(self.ensemble_, target, Xe.shape[0], name="target")
+        out = np.empty((self.n_train_, Xe.shape[0]))
+        with num_threads(getattr(self, "n_jobs", None)):
+            for value in np.unique(t_enc):  # rows sharing a target share the work
+                cols = np.flatnonzero(t_enc == value)
+                out[:, cols] = self._label_edit(Xe[cols], y_enc[cols], float(value))
+        return out

@@ -1,0 +1,269 @@
+"""LeafInfluence, LeafRefit and label-edit influence against brute force,
+finite differences and CatBoost's own get_object_importance."""
+import pickle
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from sklearn.base import clone
+
+import naive
+from models import TASKS, make_model, trained
+from treeinf import BoostIn, LeafInfluence, LeafRefit
+from treeinf._validation import encode_target
+from treeinf.exceptions import DataValidationError, LeafValueMismatchError
+
+# settings under which each library's leaves are plain Newton steps
+EXACT = {
+    "lightgbm": dict(min_child_weight=1e-12, reg_lambda=0.5),
+    "xgboost": dict(min_child_weight=0.0, reg_lambda=0.5, max_delta_step=0),
+    "catboost": dict(leaf_estimation_method="Newton", leaf_estimation_iterations=1,
+                     boosting_type="Plain", bootstrap_type="No", l2_leaf_reg=0.5),
+    "sklearn_gb": {},
+    "sklearn_hgb": dict(l2_regularization=0.5),
+}
+# XGBoost and HistGradientBoosting compute gradients in float32
+ATOL = {"xgboost": 1e-4, "sklearn_hgb": 1e-4}
+CASES = [(f, t) for f in EXACT for t in TASKS if not (f == "catboost" and t == "multiclass")]
+
+
+def exact_model(family, task, n=70, n_test=12, n_estimators=5, seed=0, weights=True):
+    _, Xtr, ytr, w, Xte, yte = trained(family, task, n=n, n_test=n_test, weights=weights,
+                                      seed=seed)
+    model = make_model(family, task, n_estimators=n_estimators, seed=seed, **EXACT[family])
+    model.fit(Xtr, ytr, sample_weight=w)
+    if w is None:
+        w = np.ones(len(ytr))
+    return model, Xtr, ytr, w, Xte, yte
+
+
+def _setup(estimator, family, task, **kw):
+    model, Xtr, ytr, w, Xte, yte = exact_model(family, task, **kw)
+    exp = estimator.set_params(atol=ATOL.get(family, 1e-5)).fit(model, Xtr, ytr, sample_weight=w)
+    ens = exp.ensemble_
+    enc = lambda v: encode_target(ens, v, len(v))  # noqa: E731
+    cw = ens.params.get("class_weight")
+    w_eff = w if cw is None or task == "regression" else w * np.asarray(cw)[enc(ytr).astype(int)]
+    leaves = exp._leaves_T.T.astype(np.int64)
+    Lte = ens.apply(Xte).reshape(len(yte), -1)
+    F_te = ens.predict_raw(Xte)
+    return exp, ens, Xtr, enc(ytr), w_eff, Xte, enc(yte), leaves, Lte, F_te
+
+
+def _refit_loss(exp, ens, y0, w0, leaves, Lte, F_te, yte, y=None, w=None, update=None,
+                extra=None):
+    """Test loss change of the brute-force refit on data (y, w) vs (y0, w0)."""
+    change = naive.refit(ens, leaves, y0 if y is None else y, w0 if w is None else w,
+                         exp._lam, update=update, extra={"base": (y0, w0), **(extra or {})})
+    return naive.loss_change(ens, change, Lte, F_te, yte)
+
+
+def _topk_update(leaves, ens, i, k):
+    def update(j, delta_c, change):
+        n_l = ens.n_leaves[j]
+        score = np.bincount(leaves[:, j], weights=np.abs(delta_c), minlength=n_l)
+        chosen = np.argsort(-score, kind="stable")[:k]
+        follow = np.isin(leaves[:, j], chosen)
+        follow[i] = True
+        return follow
+    return update
+
+
+def _single_update(i):
+    def update(j, delta_c, change):
+        follow = np.zeros(len(delta_c), bool)
+        follow[i] = True
+        return follow
+    return update
+
+
+@pytest.mark.parametrize("family,task", CASES)
+def test_leafrefit_equals_bruteforce(family, task):
+    exp, ens, Xtr, y, w, Xte, yte, leaves, Lte, F_te = _setup(LeafRefit(), family, task)
+    got = exp.get_local_influence(Xte, ens.classes[yte.astype(int)] if ens.classes is not None else yte)
+    for i in range(0, len(y), 7):
+        w_i = w.copy()
+        w_i[i] = 0.0
+        ref = _refit_loss(exp, ens, y, w, leaves, Lte, F_te, yte, w=w_i)
+        np.testing.assert_allclose(got[i], ref, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("update_set", [-1, 0, 2])
+@pytest.mark.parametrize("family,task", CASES)
+def test_leafinfluence_matches_spec_recursion(family, task, update_set):
+    """LeafInfluence equals SPEC's forward recursion for every update set."""
+    exp, ens, Xtr, y, w, Xte, yte, leaves, Lte, F_te = _setup(
+        LeafInfluence(update_set=update_set), family, task)
+    labels = ens.classes[yte.astype(int)] if ens.classes is not None else yte
+    got = exp.get_local_influence(Xte, labels)
+    for i in range(0, len(y), 6):
+        ref = naive.leaf_influence(ens, leaves, y, w, exp._lam, i, update_set, F_te, Lte, yte)
+        np.testing.assert_allclose(got[i], ref, rtol=1e-9, atol=1e-12 * max(1.0, np.abs(got).max()))
+
+
+SINGLE_OUTPUT = [(f, t) for f, t in CASES if t != "multiclass"]
+
+
+@pytest.mark.parametrize("update_set", [-1, 0])
+@pytest.mark.parametrize("family,task", SINGLE_OUTPUT)
+def test_leafinfluence_is_refit_derivative(family, task, update_set):
+    """LeafInfluence = d(test loss)/d(weight) of the refit, w -> w(1 - eps).
+
+    For TopKLeaves SPEC's recursion sums only the update set inside a leaf,
+    and for multiclass it keeps the diagonal of the softmax hessian; neither
+    is the derivative of a refit, so both are checked against the recursion
+    above instead."""
+    exp, ens, Xtr, y, w, Xte, yte, leaves, Lte, F_te = _setup(
+        LeafInfluence(update_set=update_set), family, task)
+    labels = ens.classes[yte.astype(int)] if ens.classes is not None else yte
+    got = exp.get_local_influence(Xte, labels)
+    eps = 1e-6
+    for i in range(0, len(y), 9):
+        if update_set == -1:
+            update = None
+        elif update_set == 0:
+            update = _single_update(i)
+        else:
+            update = _topk_update(leaves, ens, i, update_set)
+        w_i = w.copy()
+        w_i[i] *= 1 - eps
+        fd = _refit_loss(exp, ens, y, w, leaves, Lte, F_te, yte, w=w_i, update=update) / eps
+        scale = max(np.abs(got).max(), 1e-12)
+        np.testing.assert_allclose(got[i], fd, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("family,task", CASES)
+def test_label_edit(family, task):
+    """LeafRefit LE = relabel-and-refit; LeafInfluence LE = its derivative as
+    the row's weight moves to the new label; BoostIn LE = SPEC's D_LE."""
+    kw = dict(atol=ATOL.get(family, 1e-5))
+    exp, ens, Xtr, y, w, Xte, yte, leaves, Lte, F_te = _setup(LeafRefit(), family, task)
+    K = 2 if task == "binary" else ens.n_outputs
+    target = (yte + 1) % K if task != "regression" else 1.5 * yte
+    to_label = (lambda v: ens.classes[v.astype(int)]) if ens.classes is not None else (lambda v: v)
+    labels, t_labels = to_label(yte), to_label(target)
+    model = exact_model(family, task)[0]
+    refit_le = exp.get_label_edit_influence(Xte, labels, t_labels)
+    li_le = LeafInfluence(**kw).fit(model, Xtr, to_label(y), sample_weight=w if
+                                     ens.params.get("class_weight") is None else None
+                                     ).get_label_edit_influence(Xte, labels, t_labels) \
+        if ens.params.get("class_weight") is None else None
+    eps = 1e-6
+    for e in range(0, len(yte), 5):
+        for i in range(0, len(y), 11):
+            y_i = y.copy()
+            y_i[i] = target[e]
+            ref = _refit_loss(exp, ens, y, w, leaves, Lte[e:e + 1], F_te[e:e + 1],
+                              yte[e:e + 1], y=y_i)
+            np.testing.assert_allclose(refit_le[i, e], ref[0], rtol=1e-8, atol=1e-10)
+            if li_le is None or task == "multiclass":  # diagonal hessian: see above
+                continue
+            # first order: weight eps moves from the old label to the new one
+            w_i = w.copy()
+            w_i[i] *= 1 - eps
+            fd = _refit_loss(exp, ens, y, w, leaves, Lte[e:e + 1], F_te[e:e + 1],
+                             yte[e:e + 1], w=w_i,
+                             extra={"row": (i, target[e], w[i] * eps)})[0] / eps
+            np.testing.assert_allclose(li_le[i, e], fd, rtol=1e-4,
+                                       atol=1e-4 * max(np.abs(li_le).max(), 1e-12))
+    # BoostIn: D_LE = eta w (g+vh)/(H+lam) - eta w (g*+vh*)/(H-h+h*+lam) with h* = h
+    b = BoostIn().fit(model, Xtr, to_label(y), sample_weight=w if
+                      ens.params.get("class_weight") is None else None)
+    got = b.get_label_edit_influence(Xte, labels, t_labels)
+    w_b = b._w
+    g, h = naive.tree_derivatives(ens, leaves, y)
+    G_te, _ = naive.tree_derivatives(ens, Lte, yte)
+    for e in range(0, len(yte), 4):
+        g_new, _ = naive.tree_derivatives(ens, leaves, np.full(len(y), target[e]))
+        ref = np.zeros(len(y))
+        for j in range(ens.n_trees):
+            rows = leaves[:, j] == Lte[e, j]
+            H = np.sum(w_b[rows] * h[rows, j])
+            lam = ens.reg_lambda * (np.mean(w_b) if ens.params.get("l2_scaled_by_mean_weight") else 1.0)
+            v = ens.leaf_value[ens.leaf_offset[j] + Lte[e, j]] / ens.learning_rate
+            first = ens.learning_rate * w_b[rows] * (g[rows, j] + v * h[rows, j]) / (H + ens.reg_lambda)
+            second = ens.learning_rate * w_b[rows] * (g_new[rows, j] + v * h[rows, j]) / (
+                H - w_b[rows] * h[rows, j] + w_b[rows] * h[rows, j] + ens.reg_lambda)
+            ref[rows] += G_te[e, j] * (first - second)
+        np.testing.assert_allclose(got[:, e], ref, rtol=1e-9, atol=1e-12 * max(1, np.abs(ref).max()))
+        same = y == target[e]
+        assert np.all(got[same, e] == 0.0)
+
+
+@pytest.mark.parametrize("task", ["regression", "binary"])
+@pytest.mark.parametrize("method,update_set", [("SinglePoint", 0), ("TopKLeaves:top=2", 2),
+                                                ("AllPoints", -1)])
+def test_matches_catboost_object_importance(task, method, update_set):
+    import catboost as cb
+    _, Xtr, ytr, _, Xte, yte = trained("catboost", task, n=300, n_test=6)
+    # CatBoost's get_object_importance starts every margin at 0 and ignores the
+    # model's bias, so compare on a model without boost_from_average (treeinf
+    # uses the model's real margins; on RMSE's default the two differ)
+    model = make_model("catboost", task, n_estimators=30, depth=5, boost_from_average=False,
+                       **EXACT["catboost"]).fit(Xtr, ytr)
+    ours = LeafInfluence(update_set=update_set).fit(model, Xtr, ytr).get_local_influence(Xte, yte)
+    idx, scores = model.get_object_importance(
+        cb.Pool(Xte, yte), cb.Pool(Xtr, ytr), top_size=-1, type="PerObject",
+        update_method=method, importance_values_sign="All", thread_count=1)
+    for e in range(len(yte)):
+        ref = np.zeros(len(ytr))
+        ref[np.asarray(idx[e])] = scores[e]
+        # CatBoost's sign is opposite (it reports the derivative, not the removal)
+        np.testing.assert_allclose(ours[:, e], -ref, rtol=1e-4, atol=1e-6 * np.abs(ref).max())
+        assert spearmanr(ours[:, e], -ref)[0] >= 0.999
+
+
+@pytest.mark.parametrize("cls", [LeafInfluence, LeafRefit])
+@pytest.mark.parametrize("family", list(EXACT))
+def test_invariants(cls, family):
+    task = "multiclass" if family in ("lightgbm", "xgboost") else "binary"
+    model, Xtr, ytr, w, Xte, yte = exact_model(family, task)
+    atol = ATOL.get(family, 1e-5)
+    exp = cls(atol=atol, n_jobs=2).fit(model, Xtr, ytr, sample_weight=w)
+    local = exp.get_local_influence(Xte, yte)
+    assert local.shape == (len(ytr), len(yte)) and local.dtype == np.float64
+    perm = np.random.default_rng(1).permutation(len(ytr))
+    permuted = cls(atol=atol).fit(model, Xtr[perm], ytr[perm], sample_weight=w[perm])
+    np.testing.assert_allclose(permuted.get_local_influence(Xte, yte), local[perm],
+                               rtol=1e-8, atol=1e-12 * np.abs(local).max())
+    c = clone(exp)
+    assert c.get_params() == exp.get_params() and not hasattr(c, "ensemble_")
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(exp)).get_local_influence(Xte, yte), local)
+    one = cls(atol=atol, n_jobs=1).fit(model, Xtr, ytr, sample_weight=w)
+    np.testing.assert_array_equal(one.get_local_influence(Xte, yte), local)
+    scale = np.abs(local).max()
+    np.testing.assert_allclose(exp.get_self_influence(), np.diag(exp.get_local_influence(Xtr, ytr)),
+                               rtol=1e-9, atol=1e-12 * scale)
+    np.testing.assert_allclose(exp.get_global_influence(Xte, yte), local.sum(axis=1),
+                               rtol=1e-9, atol=1e-11 * scale)
+    idx, val = exp.get_top_influence(Xte, yte, k=5)
+    np.testing.assert_array_equal(idx, np.argsort(-local, axis=0, kind="stable")[:5].T)
+
+
+@pytest.mark.parametrize("update_set", [0, 3])
+def test_sparse_update_sets_self_and_global(update_set):
+    model, Xtr, ytr, w, Xte, yte = exact_model("lightgbm", "multiclass")
+    exp = LeafInfluence(update_set=update_set).fit(model, Xtr, ytr, sample_weight=w)
+    local = exp.get_local_influence(Xte, yte)
+    scale = np.abs(local).max()
+    np.testing.assert_allclose(exp.get_self_influence(), np.diag(exp.get_local_influence(Xtr, ytr)),
+                               rtol=1e-9, atol=1e-12 * scale)
+    np.testing.assert_allclose(exp.get_global_influence(Xte, yte), local.sum(axis=1),
+                               rtol=1e-9, atol=1e-11 * scale)
+
+
+def test_leaf_value_check_raises():
+    import lightgbm as lgb
+    _, Xtr, ytr, w, _, _ = trained("lightgbm", "binary", n=200)
+    bagged = lgb.LGBMClassifier(n_estimators=5, subsample=0.5, subsample_freq=1,
+                                min_child_samples=5, verbose=-1, random_state=0).fit(Xtr, ytr)
+    with pytest.raises(LeafValueMismatchError, match="tree .* bagging"):
+        LeafInfluence().fit(bagged, Xtr, ytr)
+    import catboost as cb
+    multi = make_model("catboost", "multiclass", **EXACT["catboost"])
+    _, Xm, ym, _, _, _ = trained("catboost", "multiclass")
+    multi.fit(Xm, ym)
+    with pytest.raises(LeafValueMismatchError, match="MultiClass"):
+        LeafRefit().fit(multi, Xm, ym)
+    with pytest.raises(DataValidationError, match="update_set"):
+        LeafInfluence(update_set=-2).fit(bagged, Xtr, ytr)

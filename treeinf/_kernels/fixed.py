@@ -1,0 +1,424 @@
+"""Kernels of the fixed-structure methods (LeafInfluence, LeafRefit).
+
+Notation (SPEC §3): trees j in round-major order, leaf L = leaf_offset[j] +
+compact leaf, ``b[L] = -eta / (H_L + lambda_L)`` (0 for leaves that L1 zeroed),
+``cmul[j, r] = w_r (h_rj + v_L k_rj)`` and ``src[j, r]`` the removed row's own
+term (``g + v h`` for removal, ``g - g*`` for a label edit). The derivative of
+the leaf values in the removed row's weight follows
+
+    J_L = b_L * (sum_{r in L, r in U} cmul[j, r] Delta_r + 1[i in L] src[j, i])
+
+with Delta_r the derivative of row r's margin before the tree's round. All
+arrays are tree-major (n_trees, n) so each tree's pass is sequential.
+"""
+import math
+
+import numpy as np
+
+from .._losses import grad_hess_row
+from .._numba import njit, pnjit, prange
+
+
+# --------------------------------------------------------------- SinglePoint
+@pnjit
+def single_point_kernel(leaves_T, tree_round, tree_output, leaf_offset, b, cmul_T, src_T,
+                        n_outputs, out_T):
+    """J along each row's own path when only the removed row is updated.
+
+    out_T : float64 (n_trees, n): J of the removed row's leaf in each tree.
+    """
+    n_trees, n = leaves_T.shape
+    for i in prange(n):
+        delta = np.zeros(n_outputs)
+        j = 0
+        while j < n_trees:
+            r = tree_round[j]
+            j_end = j
+            while j_end < n_trees and tree_round[j_end] == r:
+                c = tree_output[j_end]
+                L = leaf_offset[j_end] + leaves_T[j_end, i]
+                out_T[j_end, i] = b[L] * (cmul_T[j_end, i] * delta[c] + src_T[j_end, i])
+                j_end += 1
+            for jj in range(j, j_end):
+                delta[tree_output[jj]] += out_T[jj, i]
+            j = j_end
+
+
+# ------------------------------------------------------------------ AllPoints
+@njit
+def _adjoint_sweep(u, leaves_T, tree_round, tree_output, leaf_offset, b, cmul_T, src_T,
+                   n_outputs, out):
+    """Backward sweep for one query; ``u`` (n_leaves_total,) holds q on entry.
+
+    Adds -sum_j u_L b_L src[j, i] to out[i] for every training row i, which is
+    the AllPoints LeafInfluence of row i on the query (times its weight, which
+    ``src`` already carries).
+    """
+    n_trees, n = leaves_T.shape
+    rho = np.zeros((n_outputs, n))
+    j_end = n_trees
+    while j_end > 0:
+        r = tree_round[j_end - 1]
+        j = j_end - 1
+        while j > 0 and tree_round[j - 1] == r:
+            j -= 1
+        # u of this round's leaves: q + rows' accumulated later-round terms
+        for jj in range(j, j_end):
+            c = tree_output[jj]
+            off = leaf_offset[jj]
+            lcol = leaves_T[jj]
+            for i in range(n):
+                u[off + lcol[i]] += rho[c, i]
+        for jj in range(j, j_end):
+            c = tree_output[jj]
+            off = leaf_offset[jj]
+            lcol = leaves_T[jj]
+            ccol = cmul_T[jj]
+            scol = src_T[jj]
+            for i in range(n):
+                L = off + lcol[i]
+                ub = u[L] * b[L]
+                rho[c, i] += ccol[i] * ub
+                out[i] -= scol[i] * ub
+        j_end = j
+
+
+@pnjit
+def all_points_kernel(test_leaves, q, leaves_T, tree_round, tree_output, leaf_offset, b,
+                      cmul_T, src_T, n_outputs, out):
+    """AllPoints LeafInfluence, out (m, n) overwritten; parallel over test rows."""
+    m = test_leaves.shape[0]
+    n_trees = test_leaves.shape[1]
+    n_leaves = b.shape[0]
+    for e in prange(m):
+        u = np.zeros(n_leaves)
+        for j in range(n_trees):
+            u[leaf_offset[j] + test_leaves[e, j]] += q[e, j]
+        out[e, :] = 0.0
+        _adjoint_sweep(u, leaves_T, tree_round, tree_output, leaf_offset, b, cmul_T,
+                       src_T, n_outputs, out[e])
+
+
+@njit
+def adjoint_single(u, leaves_T, tree_round, tree_output, leaf_offset, b, cmul_T, src_T,
+                   n_outputs):
+    """One AllPoints sweep for a summed query ``u``; returns (n,)."""
+    out = np.zeros(leaves_T.shape[1])
+    _adjoint_sweep(u, leaves_T, tree_round, tree_output, leaf_offset, b, cmul_T, src_T,
+                   n_outputs, out)
+    return out
+
+
+@pnjit
+def all_points_self_kernel(train_q, leaves_T, tree_round, tree_output, leaf_offset, b,
+                           cmul_T, src_T, n_outputs, out):
+    """Self-influence (n,): one sweep per training row on its own loss."""
+    n_trees, n = leaves_T.shape
+    n_leaves = b.shape[0]
+    for i in prange(n):
+        u = np.zeros(n_leaves)
+        for j in range(n_trees):
+            u[leaf_offset[j] + leaves_T[j, i]] += train_q[i, j]
+        row = np.zeros(n)
+        _adjoint_sweep(u, leaves_T, tree_round, tree_output, leaf_offset, b, cmul_T,
+                       src_T, n_outputs, row)
+        out[i] = row[i]
+
+
+# ----------------------------------------------------------------- TopKLeaves
+@pnjit
+def top_k_leaves_kernel(k, leaves_T, tree_round, tree_output, leaf_offset, ptr, idx, b,
+                        cmul_T, src_T, n_outputs, score_floor, sel_leaf, sel_val):
+    """Sparse leaf derivatives of every removed row with the TopKLeaves update set.
+
+    For each tree, the k leaves with the largest sum of |Delta| over their rows
+    (ties: lower leaf index) and the removed row's leaf are updated. Sums at
+    or below ``score_floor`` count as 0 (rounding noise, e.g. g + v h of a
+    pure leaf, must not decide a tie).
+    sel_leaf : int64 (n, n_trees, k+1), -1 where unused; sel_val : float64 same.
+    """
+    n_trees, n = leaves_T.shape
+    max_leaves = 0
+    for j in range(n_trees):
+        max_leaves = max(max_leaves, leaf_offset[j + 1] - leaf_offset[j])
+    for i in prange(n):
+        delta = np.zeros((n_outputs, n))
+        score = np.zeros(max_leaves)
+        chosen = np.empty(k, dtype=np.int64)
+        jvals = np.zeros(k + 1)
+        j = 0
+        while j < n_trees:
+            r = tree_round[j]
+            j_end = j
+            while j_end < n_trees and tree_round[j_end] == r:
+                j_end += 1
+            for jj in range(j, j_end):
+                c = tree_output[jj]
+                off = leaf_offset[jj]
+                n_l = leaf_offset[jj + 1] - off
+                lcol = leaves_T[jj]
+                for l in range(n_l):
+                    score[l] = 0.0
+                for rr in range(n):
+                    score[lcol[rr]] += abs(delta[c, rr])
+                for l in range(n_l):
+                    if score[l] <= score_floor:
+                        score[l] = 0.0
+                kk = min(k, n_l)
+                for s in range(kk):  # selection by repeated max, ties -> lower index
+                    best = -1
+                    for l in range(n_l):
+                        taken = False
+                        for t in range(s):
+                            if chosen[t] == l:
+                                taken = True
+                                break
+                        if not taken and (best < 0 or score[l] > score[best]):
+                            best = l
+                    chosen[s] = best
+                own = lcol[i]
+                own_in = False
+                for s in range(kk):
+                    l = chosen[s]
+                    L = off + l
+                    acc = 0.0
+                    for p in range(ptr[L], ptr[L + 1]):
+                        rr = idx[p]
+                        acc += cmul_T[jj, rr] * delta[c, rr]
+                    if l == own:
+                        acc += src_T[jj, i]
+                        own_in = True
+                    jvals[s] = b[L] * acc
+                    sel_leaf[i, jj, s] = L
+                    sel_val[i, jj, s] = jvals[s]
+                for s in range(kk, k):
+                    sel_leaf[i, jj, s] = -1
+                    sel_val[i, jj, s] = 0.0
+                if own_in:
+                    sel_leaf[i, jj, k] = -1
+                    sel_val[i, jj, k] = 0.0
+                else:
+                    L = off + own
+                    jvals[k] = b[L] * (cmul_T[jj, i] * delta[c, i] + src_T[jj, i])
+                    sel_leaf[i, jj, k] = L
+                    sel_val[i, jj, k] = jvals[k]
+            # margins move after the whole round
+            for jj in range(j, j_end):
+                c = tree_output[jj]
+                for s in range(k):
+                    L = sel_leaf[i, jj, s]
+                    if L >= 0 and sel_val[i, jj, s] != 0.0:
+                        v = sel_val[i, jj, s]
+                        for p in range(ptr[L], ptr[L + 1]):
+                            delta[c, idx[p]] += v
+                if sel_leaf[i, jj, k] >= 0:
+                    delta[c, i] += sel_val[i, jj, k]
+            j = j_end
+
+
+@njit
+def sparse_to_csr(sel_leaf, sel_val, n_leaves_total, ptr, idx, vals):
+    """Group (row, leaf, value) triples by leaf: rows of leaf L are
+    idx[ptr[L]:ptr[L+1]] with values vals[...]. Returns the number of entries."""
+    n, T, s = sel_leaf.shape
+    counts = np.zeros(n_leaves_total + 1, dtype=np.int64)
+    for i in range(n):
+        for j in range(T):
+            for q in range(s):
+                L = sel_leaf[i, j, q]
+                if L >= 0:
+                    counts[L + 1] += 1
+    for L in range(n_leaves_total):
+        counts[L + 1] += counts[L]
+    for L in range(n_leaves_total + 1):
+        ptr[L] = counts[L]
+    for i in range(n):
+        for j in range(T):
+            for q in range(s):
+                L = sel_leaf[i, j, q]
+                if L >= 0:
+                    pos = counts[L]
+                    idx[pos] = i
+                    vals[pos] = sel_val[i, j, q]
+                    counts[L] += 1
+    return ptr[n_leaves_total]
+
+
+# ------------------------------------------------------------------ LeafRefit
+@njit
+def _leaf_value(G, H, lam, alpha, eta):
+    if alpha > 0.0:
+        if G > alpha:
+            G = G - alpha
+        elif G < -alpha:
+            G = G + alpha
+        else:
+            return 0.0
+    d = H + lam
+    if d <= 0.0:
+        return 0.0
+    return -eta * G / d
+
+
+@pnjit
+def refit_kernel(update_set, objective, factor, eta, alpha, y, y_new, w, remove,
+                 margin_before, leaves_T, tree_round, tree_output, leaf_offset, ptr, idx,
+                 G, H, lam, leaf_base, test_leaves, test_margin, test_y, diag_only, out):
+    """Exact fixed-structure refit without (or with a relabelled) training row.
+
+    For each row i (parallel): walk the trees, recompute every leaf whose
+    statistics change, with g, h at the refitted margins before the round,
+    and accumulate the leaf changes; then the test loss change
+    l(y_e, F(x_e) + dF) - l(y_e, F(x_e)) goes to out[i, e].
+
+    update_set : -1 all rows, 0 only the removed row, k >= 1 rows of the k
+        leaves with the largest sum |Delta| (and the removed row).
+    remove : True to drop row i; False to change its label to y_new[i].
+    margin_before : (n_rounds, K, n) original margins before each round.
+    G, H : (n_leaves_total,) original weighted leaf sums; lam per leaf;
+    leaf_base : the leaf values those sums give (the change is measured from them).
+    diag_only : the test rows are the training rows and only out[i, 0], row i's
+        change of its own loss, is wanted (self-influence).
+    """
+    n_trees, n = leaves_T.shape
+    K = margin_before.shape[1]
+    m = test_leaves.shape[0]
+    n_leaves = leaf_base.shape[0]
+    max_leaves = 0
+    for j in range(n_trees):
+        max_leaves = max(max_leaves, leaf_offset[j + 1] - leaf_offset[j])
+    for i in prange(n):
+        delta = np.zeros((K, n))
+        pend = np.zeros((K, n))
+        touched = np.zeros(n, dtype=np.bool_)
+        tlist = np.empty(n, dtype=np.int64)
+        nt = 0
+        change = np.zeros(n_leaves)
+        dG = np.zeros(max_leaves)
+        dH = np.zeros(max_leaves)
+        score = np.zeros(max_leaves)
+        upd = np.zeros(max_leaves, dtype=np.bool_)
+        z = np.empty(K)
+        g = np.empty(K)
+        h = np.empty(K)
+        k3 = np.empty(K)
+        g0 = np.empty(K)
+        h0 = np.empty(K)
+        j = 0
+        while j < n_trees:
+            rd = tree_round[j]
+            j_end = j
+            while j_end < n_trees and tree_round[j_end] == rd:
+                j_end += 1
+            nt_round = nt  # rows whose margins have moved before this round
+            for jj in range(j, j_end):
+                c = tree_output[jj]
+                off = leaf_offset[jj]
+                n_l = leaf_offset[jj + 1] - off
+                lcol = leaves_T[jj]
+                for l in range(n_l):
+                    dG[l] = 0.0
+                    dH[l] = 0.0
+                for t in range(nt_round):
+                    rr = tlist[t]
+                    if rr == i:
+                        continue
+                    for cc in range(K):
+                        z[cc] = margin_before[rd, cc, rr] + delta[cc, rr]
+                    grad_hess_row(objective, z, y[rr], factor, g, h, k3)
+                    for cc in range(K):
+                        z[cc] = margin_before[rd, cc, rr]
+                    grad_hess_row(objective, z, y[rr], factor, g0, h0, k3)
+                    l = lcol[rr]
+                    dG[l] += w[rr] * (g[c] - g0[c])
+                    dH[l] += w[rr] * (h[c] - h0[c])
+                # the removed (or relabelled) row: out at its original margin
+                for cc in range(K):
+                    z[cc] = margin_before[rd, cc, i]
+                grad_hess_row(objective, z, y[i], factor, g0, h0, k3)
+                li = lcol[i]
+                dG[li] -= w[i] * g0[c]
+                dH[li] -= w[i] * h0[c]
+                if not remove:  # back in with its new label at its refitted margin
+                    for cc in range(K):
+                        z[cc] = margin_before[rd, cc, i] + delta[cc, i]
+                    grad_hess_row(objective, z, y_new[i], factor, g, h, k3)
+                    dG[li] += w[i] * g[c]
+                    dH[li] += w[i] * h[c]
+                for l in range(n_l):
+                    L = off + l
+                    if dG[l] != 0.0 or dH[l] != 0.0:
+                        change[L] = _leaf_value(G[L] + dG[l], H[L] + dH[l], lam[L], alpha,
+                                                eta) - leaf_base[L]
+                    else:
+                        change[L] = 0.0
+                # the leaves whose rows follow the refit
+                for l in range(n_l):
+                    upd[l] = update_set < 0
+                if update_set > 0:
+                    for l in range(n_l):
+                        score[l] = 0.0
+                    for t in range(nt_round):
+                        rr = tlist[t]
+                        score[lcol[rr]] += abs(delta[c, rr])
+                    for s in range(min(update_set, n_l)):
+                        best = -1
+                        for l in range(n_l):
+                            if not upd[l] and (best < 0 or score[l] > score[best]):
+                                best = l
+                        upd[best] = True
+                for l in range(n_l):
+                    L = off + l
+                    if upd[l] and change[L] != 0.0:
+                        for p in range(ptr[L], ptr[L + 1]):
+                            rr = idx[p]
+                            pend[c, rr] += change[L]
+                            if not touched[rr]:
+                                touched[rr] = True
+                                tlist[nt] = rr
+                                nt += 1
+                if not upd[li] and change[off + li] != 0.0:
+                    pend[c, i] += change[off + li]
+                    if not touched[i]:
+                        touched[i] = True
+                        tlist[nt] = i
+                        nt += 1
+            # margins move after the whole round
+            for t in range(nt):
+                rr = tlist[t]
+                for cc in range(K):
+                    delta[cc, rr] += pend[cc, rr]
+                    pend[cc, rr] = 0.0
+            j = j_end
+        for e in range(i, i + 1) if diag_only else range(m):
+            for cc in range(K):
+                z[cc] = test_margin[e, cc]
+            for jj in range(n_trees):
+                z[tree_output[jj]] += change[leaf_offset[jj] + test_leaves[e, jj]]
+            col = 0 if diag_only else e
+            out[i, col] = _row_loss(objective, z, test_y[e]) - _row_loss(
+                objective, test_margin[e], test_y[e])
+
+
+@njit
+def _row_loss(objective, z, y):
+    if objective == 0:
+        d = y - z[0]
+        return 0.5 * d * d
+    if objective == 1:
+        if z[0] >= 0:
+            p = 1.0 / (1.0 + math.exp(-z[0]))
+        else:
+            ez = math.exp(z[0])
+            p = ez / (1.0 + ez)
+        p = min(max(p, 1e-5), 1.0 - 1e-5)
+        return -math.log(p) if y == 1.0 else -math.log(1.0 - p)
+    mx = z[0]
+    for c in range(z.shape[0]):
+        mx = max(mx, z[c])
+    s = 0.0
+    for c in range(z.shape[0]):
+        s += math.exp(z[c] - mx)
+    p = math.exp(z[int(y)] - mx) / s
+    p = min(max(p, 1e-5), 1.0 - 1e-5)
+    return -math.log(p)

@@ -1,0 +1,329 @@
+"""Fixed-structure methods: LeafInfluence and LeafRefit (SPEC §3).
+
+Both keep every tree's structure and recompute leaf values; they are exact
+only for models whose leaves are plain Newton steps on the training data, so
+``fit`` first recomputes every leaf and raises if the model's leaves differ.
+"""
+import numpy as np
+
+from .._kernels.coleaf import coleaf_dense_kernel, dense_threshold, gather_dot_kernel
+from .._kernels.fixed import (adjoint_single, all_points_kernel, all_points_self_kernel,
+                              refit_kernel, single_point_kernel, sparse_to_csr,
+                              top_k_leaves_kernel)
+from .._losses import OBJECTIVE_CODES, gradient
+from .._stats import (group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
+                      round_derivatives, sort_by_leaf, tree_major_leaves)
+from ..exceptions import DataValidationError, LeafValueMismatchError
+from ._base import BaseInfluence, LabelEditMixin
+
+_ADVICE = {
+    "lightgbm": "train without bagging (bagging_fraction=1), GOSS, max_delta_step, "
+                "path_smooth, monotone constraints or quantized gradients",
+    "xgboost": "train without row subsampling (subsample=1), max_delta_step=0 and "
+               "without monotone constraints; XGBoost computes gradients in float32, "
+               "so atol=1e-4 may be needed",
+    "catboost": "train with leaf_estimation_method='Newton', "
+                "leaf_estimation_iterations=1, boosting_type='Plain', "
+                "bootstrap_type='No' (MultiClass models use a full-hessian step and "
+                "are not supported)",
+    "sklearn": "GradientBoosting with subsample=1 and no early-stopping split; "
+               "HistGradientBoosting without a validation split (it computes "
+               "gradients in float32, so atol=1e-4 may be needed)",
+}
+
+
+def score_floor(src_T):
+    """TopKLeaves scores below this are rounding noise (SPEC ties -> lower index)."""
+    return 1e-12 * float(np.max(np.abs(src_T))) if src_T.size else 0.0
+
+
+def _newton_leaves(G, H, lam, alpha, eta):
+    """-eta * soft_threshold(G, alpha) / (H + lambda), 0 where undefined."""
+    Gs = np.sign(G) * np.maximum(np.abs(G) - alpha, 0.0)
+    d = H + lam
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(d > 0, -eta * Gs / d, 0.0)
+
+
+class _FixedStructure(LabelEditMixin, BaseInfluence):
+    """Shared fitting of the fixed-structure methods."""
+
+    _supported_kinds = ("boosting",)
+
+    def _check_update_set(self):
+        u = self.update_set
+        if not isinstance(u, (int, np.integer)) or isinstance(u, bool) or u < -1:
+            raise DataValidationError(
+                f"update_set must be -1 (all rows), 0 (the removed row only) or a "
+                f"positive number of leaves, got {u!r}.")
+
+    def _prepare(self, Xe, y, w):
+        """Leaves, derivatives and leaf sums; checks the model's leaf values."""
+        ens = self.ensemble_
+        eta, alpha = ens.learning_rate, ens.reg_alpha
+        leaves = ens.apply_encoded(Xe)
+        g, h, k = round_derivatives(ens, leaves, y, third=True)
+        ptr, idx = group_by_leaf(ens, leaves)
+        lam = np.asarray(ens.params.get("leaf_reg_lambda", np.full(ens.leaf_offset[-1],
+                                                                     ens.reg_lambda)),
+                         dtype=np.float64)
+        if ens.params.get("l2_scaled_by_mean_weight"):
+            lam = lam * float(np.mean(w))
+        G = leaf_sums(ens, ptr, idx, g, w)
+        H = leaf_sums(ens, ptr, idx, h, w)
+        phi = _newton_leaves(G, H, lam, alpha, eta)
+        err = np.abs(phi - ens.leaf_value)
+        tol = self.atol * (1.0 + np.abs(ens.leaf_value))
+        if not np.all(err <= tol):
+            L = int(np.argmax(err - tol))
+            tree = int(np.searchsorted(ens.leaf_offset, L, side="right") - 1)
+            reasons = ens.params.get("exact_leaves_reasons")
+            why = f" ({'; '.join(map(str, reasons))})" if reasons else ""
+            raise LeafValueMismatchError(
+                f"{type(self).__name__} needs leaf values that are Newton steps on "
+                f"the training data, but leaf {L - ens.leaf_offset[tree]} of tree "
+                f"{tree} (round {ens.tree_round[tree]}) is {ens.leaf_value[L]:.6g} in "
+                f"the model and {phi[L]:.6g} recomputed (difference {err[L]:.3g}, "
+                f"atol {self.atol:g}); {int(np.sum(err > tol))} leaves differ{why}. "
+                f"Check that X, y and sample_weight are the training data, and "
+                f"{_ADVICE.get(ens.library, 'train without row subsampling')}; "
+                "or raise atol.")
+        pos = leaf_index(ens, leaves)
+        v = phi / eta
+        live = (np.abs(G) > alpha) & (H + lam > 0)
+        b = np.where(live, -eta / np.where(H + lam > 0, H + lam, 1.0), 0.0)
+        self._leaves_T = tree_major_leaves(ens, leaves)
+        self._ptr, self._idx = ptr, idx
+        self._b = b
+        self._lam = lam
+        self._g_T = np.ascontiguousarray(g.T)
+        self._w = w
+        self._y = y
+        self._margin = ens.margins_from_leaves(leaves)
+        self._cmul_T = np.ascontiguousarray((w[:, None] * (h + v[pos] * k)).T)
+        src = w[:, None] * (g + v[pos] * h)
+        return leaves, g, h, G, H, lam, phi, src
+
+    def _final_gradients(self, leaves, margin, y):
+        """q (m, n_trees): loss gradient at the final margin, per tree's output."""
+        ens = self.ensemble_
+        grad = gradient(ens.objective, margin, y, ens.hessian_factor)
+        return np.ascontiguousarray(grad[:, ens.tree_output])
+
+    def _edit_source(self, target_value):
+        """w * (g - g*) (n, n_trees): own term of relabelling every row."""
+        ens = self.ensemble_
+        leaves = self._leaves_T.T.astype(np.int32)
+        g_new, _, _ = round_derivatives(ens, np.ascontiguousarray(leaves),
+                                        np.full(self.n_train_, target_value), hessian=False)
+        return self._w[:, None] * (self._g_T.T - g_new)
+
+
+class LeafInfluence(_FixedStructure):
+    """Influence functions for boosted trees with a fixed structure.
+
+    The derivative of the test loss in a training row's weight, propagated
+    through every later round's leaf values while the tree structures stay
+    fixed (Sharchilev et al., 2018), as in SPEC §3.
+
+    Parameters
+    ----------
+    update_set : int, default=-1
+        Which rows' margins follow the removed row's leaf changes: -1 all
+        rows (``AllPoints``), 0 only the removed row (``SinglePoint``),
+        k >= 1 the rows of the k leaves of each tree with the largest summed
+        change so far (``TopKLeaves:top=k``).
+    atol : float, default=1e-5
+        Tolerance of the leaf-value check (relative to 1 + |leaf value|).
+    n_jobs : int or None, default=None
+        Threads for the kernels.
+
+    Notes
+    -----
+    Sign convention: positive = helpful (removing the row would increase the
+    test loss, to first order). Equals CatBoost's ``get_object_importance``
+    up to its sign. AllPoints is computed exactly with one backward (adjoint)
+    sweep per test row, O(n_train * n_trees), instead of one forward pass
+    per training row; TopKLeaves needs the forward pass per training row,
+    O(n_train^2 * n_trees), done once in ``fit``.
+    """
+
+    def __init__(self, update_set=-1, atol=1e-5, n_jobs=None):
+        self.update_set = update_set
+        self.atol = atol
+        self.n_jobs = n_jobs
+
+    def _check_params(self):
+        self._check_update_set()
+
+    def _fit(self, Xe, y, w):
+        _, _, _, _, _, _, _, src = self._prepare(Xe, y, w)
+        self._src_T = np.ascontiguousarray(src.T)
+        self._sparse = self._sparse_derivatives(self._src_T) if self.update_set >= 0 else None
+
+    def _sparse_derivatives(self, src_T):
+        """(ptr, idx, vals) of the removed rows' nonzero leaf derivatives."""
+        ens = self.ensemble_
+        n = self.n_train_
+        if self.update_set == 0:
+            J_T = np.empty_like(src_T)
+            single_point_kernel(self._leaves_T, ens.tree_round, ens.tree_output,
+                                ens.leaf_offset, self._b, self._cmul_T, src_T,
+                                ens.n_outputs, J_T)
+            return self._ptr, self._idx, sort_by_leaf(-J_T.T, self._idx), -J_T
+        k = int(self.update_set)
+        sel_leaf = np.empty((n, ens.n_trees, k + 1), dtype=np.int64)
+        sel_val = np.empty((n, ens.n_trees, k + 1))
+        top_k_leaves_kernel(k, self._leaves_T, ens.tree_round, ens.tree_output,
+                            ens.leaf_offset, self._ptr, self._idx, self._b, self._cmul_T,
+                            src_T, ens.n_outputs, score_floor(src_T), sel_leaf, sel_val)
+        ptr = np.empty(ens.leaf_offset[-1] + 1, dtype=np.int64)
+        idx = np.empty(sel_leaf.size, dtype=np.uint32)
+        vals = np.empty(sel_leaf.size)
+        nnz = sparse_to_csr(sel_leaf, -sel_val, ens.leaf_offset[-1], ptr, idx, vals)
+        return ptr, idx[:nnz].copy(), vals[:nnz].copy(), None
+
+    def _influence(self, Xe, y, src_T, sparse):
+        ens = self.ensemble_
+        leaves = ens.apply_encoded(Xe)
+        q = self._final_gradients(leaves, ens.margins_from_leaves(leaves), y)
+        out = np.empty((Xe.shape[0], self.n_train_))
+        if sparse is None:
+            all_points_kernel(leaves, q, self._leaves_T, ens.tree_round, ens.tree_output,
+                              ens.leaf_offset, self._b, self._cmul_T, src_T,
+                              ens.n_outputs, out)
+        else:
+            ptr, idx, vals, train_T = sparse
+            if train_T is None:  # TopKLeaves: several leaves per row and tree
+                train_T, min_dense = np.zeros((1, 1)), self.n_train_ + 1
+            else:
+                min_dense = dense_threshold(self.n_train_)
+            coleaf_dense_kernel(leaves, q, ens.leaf_offset, ptr, idx, vals,
+                                self._leaves_T, train_T, min_dense, out)
+        return out.T
+
+    def _local(self, Xe, y):
+        return self._influence(Xe, y, self._src_T, self._sparse)
+
+    def _label_edit(self, Xe, y, value):
+        src_T = np.ascontiguousarray(self._edit_source(value).T)
+        sparse = self._sparse_derivatives(src_T) if self.update_set >= 0 else None
+        return self._influence(Xe, y, src_T, sparse)
+
+    def _self(self):
+        ens = self.ensemble_
+        leaves = np.ascontiguousarray(self._leaves_T.T, dtype=np.int32)
+        q = self._final_gradients(leaves, self._margin, self._y)
+        n = self.n_train_
+        if self._sparse is None:
+            out = np.empty(n)
+            all_points_self_kernel(q, self._leaves_T, ens.tree_round, ens.tree_output,
+                                   ens.leaf_offset, self._b, self._cmul_T, self._src_T,
+                                   ens.n_outputs, out)
+            return out
+        ptr, idx, vals, train_T = self._sparse
+        if train_T is not None:
+            return np.einsum("ij,ji->i", q, train_T)
+        # TopKLeaves: the entries of row i in its own leaves
+        pos = leaf_index(ens, leaves)
+        out = np.zeros(n)
+        for j in range(ens.n_trees):  # loop over trees only; rows vectorised
+            lo, hi = ens.leaf_offset[j], ens.leaf_offset[j + 1]
+            seg = slice(ptr[lo], ptr[hi])
+            rows = idx[seg].astype(np.int64)
+            leaf_of = np.repeat(np.arange(lo, hi), np.diff(ptr[lo:hi + 1]))
+            own = pos[rows, j] == leaf_of
+            np.add.at(out, rows[own], q[rows[own], j] * vals[seg][own])
+        return out
+
+    def _global(self, Xe, y):
+        ens = self.ensemble_
+        leaves = ens.apply_encoded(Xe)
+        q = self._final_gradients(leaves, ens.margins_from_leaves(leaves), y)
+        table = leaf_aggregate(ens, leaves, q)
+        if self._sparse is None:
+            return adjoint_single(table, self._leaves_T, ens.tree_round, ens.tree_output,
+                                  ens.leaf_offset, self._b, self._cmul_T, self._src_T,
+                                  ens.n_outputs)
+        ptr, idx, vals, train_T = self._sparse
+        if train_T is not None:
+            out = np.empty(self.n_train_)
+            gather_dot_kernel(self._leaves_T, table, ens.leaf_offset, train_T, out)
+            return out
+        leaf_of = np.repeat(np.arange(ens.leaf_offset[-1]), np.diff(ptr))
+        return np.bincount(idx.astype(np.int64), weights=table[leaf_of] * vals,
+                           minlength=self.n_train_)
+
+
+class LeafRefit(_FixedStructure):
+    """Exact leave-one-out with fixed tree structures.
+
+    For each training row, every leaf value is recomputed in boosting order
+    with the row's weight set to 0, using g and h at the refitted margins
+    before each round (SPEC §3); the influence is the resulting change of
+    the test loss.
+
+    Parameters
+    ----------
+    update_set : int, default=-1
+        -1: every row's margin follows the refit (exact); 0: only the removed
+        row's; k >= 1: the rows of the k leaves with the largest change.
+    atol : float, default=1e-5
+        Tolerance of the leaf-value check.
+    n_jobs : int or None, default=None
+
+    Notes
+    -----
+    Sign convention: positive = helpful: ``l(y_e, F_without_i(x_e)) -
+    l(y_e, F(x_e)) > 0``. Cost: O(n_train^2 * n_trees) time for the refits,
+    O(n_train) memory per thread.
+    """
+
+    def __init__(self, update_set=-1, atol=1e-5, n_jobs=None):
+        self.update_set = update_set
+        self.atol = atol
+        self.n_jobs = n_jobs
+
+    def _check_params(self):
+        self._check_update_set()
+
+    def _fit(self, Xe, y, w):
+        leaves, g, h, G, H, lam, phi, _ = self._prepare(Xe, y, w)
+        ens = self.ensemble_
+        self._G, self._H, self._phi = G, H, phi
+        # original margins before each round, (n_rounds, K, n)
+        n_rounds = int(ens.tree_round.max()) + 1
+        before = np.empty((n_rounds, ens.n_outputs, self.n_train_))
+        z = np.tile(ens.base_margin, (self.n_train_, 1))
+        vals = ens.leaf_value[leaf_index(ens, leaves)]
+        for r in range(n_rounds):  # rounds only; rows and trees vectorised
+            before[r] = z.T
+            in_round = np.flatnonzero(ens.tree_round == r)
+            np.add.at(z.T, ens.tree_output[in_round], vals[:, in_round].T)
+        self._before = before
+
+    def _refit(self, Xe, y, y_new, remove, diag_only=False):
+        ens = self.ensemble_
+        if diag_only:
+            leaves = np.ascontiguousarray(self._leaves_T.T, dtype=np.int32)
+            margin, y = self._margin, self._y
+        else:
+            leaves = ens.apply_encoded(Xe)
+            margin = ens.margins_from_leaves(leaves)
+        out = np.empty((self.n_train_, 1 if diag_only else leaves.shape[0]))
+        refit_kernel(int(self.update_set), OBJECTIVE_CODES[ens.objective],
+                     ens.hessian_factor, ens.learning_rate, ens.reg_alpha, self._y, y_new,
+                     self._w, remove, self._before, self._leaves_T, ens.tree_round,
+                     ens.tree_output, ens.leaf_offset, self._ptr, self._idx, self._G,
+                     self._H, self._lam, self._phi, leaves, margin,
+                     np.ascontiguousarray(y, dtype=np.float64), diag_only, out)
+        return out
+
+    def _local(self, Xe, y):
+        return self._refit(Xe, y, self._y, True)
+
+    def _self(self):
+        return self._refit(None, None, self._y, True, diag_only=True)[:, 0]
+
+    def _label_edit(self, Xe, y, value):
+        return self._refit(Xe, y, np.full(self.n_train_, value), False)
