@@ -132,9 +132,69 @@ def test_scatter_and_masked_paths_agree(task, monkeypatch):
     model, Xtr, ytr, w, Xte, yte = trained("lightgbm", task, weights=True)
     exp = BoostIn().fit(model, Xtr, ytr, sample_weight=w)
     results = []
-    for threshold in (lambda n: n + 1, lambda n: 1):  # never / always masked
+    # never / always masked, in the per-row (top-k) and the tiled (dense) kernel
+    for threshold, fraction in ((lambda n: n + 1, 2.0), (lambda n: 1, 0.0)):
         monkeypatch.setattr(mod, "dense_threshold", threshold)
+        monkeypatch.setattr(mod, "TILE_DENSE_FRACTION", fraction)
         results.append((exp.get_local_influence(Xte, yte),
                         exp.get_top_influence(Xte, yte, k=5)[1]))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+def _per_row_dense(exp, Xe, y):
+    """The dense matrix by the per-row kernel (the reference for the tiled one)."""
+    from treeinf._kernels.coleaf import coleaf_dense_kernel
+    leaves, G = exp._test_terms(exp.ensemble_.encode(Xe), y)
+    out = np.empty((len(leaves), exp.n_train_))
+    coleaf_dense_kernel(leaves, G, *exp._coleaf_args(), out)
+    return out.T
+
+
+@pytest.mark.parametrize("tile", [1, 7, 64, 10_000])
+@pytest.mark.parametrize("fraction", [0.0, 0.2, 2.0])
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_tiled_kernel_matches_per_row(task, fraction, tile, monkeypatch):
+    """Tiles of any size (n not a multiple of the tile, a single tile larger
+    than n), every mix of scatter and fused masked passes, 1 or 2 threads:
+    bit-for-bit the per-row kernel."""
+    import treeinf.explainers.boostin as mod
+    from treeinf._kernels.coleaf import tile_csr_kernel
+    from treeinf._numba import num_threads
+    model, Xtr, ytr, w, Xte, yte = trained("lightgbm", task, weights=True)
+    exp = BoostIn().fit(model, Xtr, ytr, sample_weight=w)
+    ens = exp.ensemble_
+    ref = _per_row_dense(exp, Xte, _enc_y(ens, yte).astype(float))
+    n, n_trees = exp.n_train_, exp._leaves_T.shape[0]
+    assert n % 7 != 0 and n % 64 != 0
+    exp._tile = tile
+    exp._tile_ptr = np.empty((-(-n // tile), ens.leaf_offset[-1] + 1), dtype=np.int64)
+    exp._tile_idx = np.empty(n * n_trees, dtype=np.uint16)
+    tile_csr_kernel(exp._leaves_T, ens.leaf_offset, tile, exp._tile_ptr, exp._tile_idx)
+    monkeypatch.setattr(mod, "TILE_DENSE_FRACTION", fraction)
+    for n_jobs in (1, 2):
+        with num_threads(n_jobs):
+            got = exp.get_local_influence(Xte, yte)
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_tile_csr_groups_rows_by_leaf():
+    from treeinf._kernels.coleaf import tile_csr_kernel, tile_size
+    rng = np.random.default_rng(0)
+    n, n_trees, tile = 1000, 3, 96
+    n_leaves = np.array([5, 1, 31])
+    leaf_offset = np.concatenate([[0], np.cumsum(n_leaves)])
+    leaves_T = np.stack([rng.integers(0, k, n) for k in n_leaves]).astype(np.uint8)
+    n_tiles = -(-n // tile)
+    ptr = np.empty((n_tiles, leaf_offset[-1] + 1), dtype=np.int64)
+    idx = np.empty(n * n_trees, dtype=np.uint16)
+    tile_csr_kernel(leaves_T, leaf_offset, tile, ptr, idx)
+    for t in range(n_tiles):
+        i0, i1 = t * tile, min(n, (t + 1) * tile)
+        assert ptr[t, 0] == i0 * n_trees and ptr[t, -1] == i1 * n_trees
+        for j in range(n_trees):
+            for leaf in range(n_leaves[j]):
+                pos = leaf_offset[j] + leaf
+                rows = i0 + idx[ptr[t, pos]:ptr[t, pos + 1]].astype(np.int64)
+                np.testing.assert_array_equal(rows, i0 + np.flatnonzero(leaves_T[j, i0:i1] == leaf))
+    assert 512 <= tile_size(10) <= tile_size(10**6) <= 4096

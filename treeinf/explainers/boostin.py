@@ -1,15 +1,16 @@
 """BoostIn: TracIn for gradient-boosted trees (SPEC §3)."""
 import numpy as np
 
-from .._kernels.coleaf import (coleaf_dense_kernel, coleaf_topk_kernel, dense_threshold,
-                               gather_dot_kernel)
+from .._kernels.coleaf import (TILE_DENSE_FRACTION, coleaf_dense_kernel, coleaf_tiled_kernel,
+                               coleaf_topk_kernel, dense_threshold, gather_dot_kernel,
+                               tile_csr_kernel, tile_size)
 from .._stats import (group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
                       round_derivatives, sort_by_leaf, tree_major_leaves)
 from ..exceptions import DataValidationError
-from ._base import BaseInfluence
+from ._base import BaseInfluence, LabelEditMixin
 
 
-class BoostIn(BaseInfluence):
+class BoostIn(LabelEditMixin, BaseInfluence):
     """BoostIn influence of training rows on predictions of a boosted model.
 
     For training row i and test row e, BoostIn sums over boosting rounds t
@@ -89,15 +90,45 @@ class BoostIn(BaseInfluence):
         denom = H[pos] + ens.reg_lambda
         with np.errstate(divide="ignore", invalid="ignore"):
             D = np.where(denom > 0, eta * w[:, None] * (g + value[pos] * h) / denom, 0.0)
+        self._y, self._w = y, w
+        leaf_denom = H + ens.reg_lambda
+        self._inv_denom = np.where(leaf_denom > 0, 1.0 / np.where(leaf_denom > 0, leaf_denom, 1.0), 0.0)
         self._self_influence = np.einsum("ij,ij->i", g, D)
         self._ptr, self._idx = ptr, idx
         self._train_sorted = sort_by_leaf(D, idx)
         self._leaves_T = tree_major_leaves(ens, leaves)
         self._train_T = np.ascontiguousarray(D.T)
+        # per-tile CSR for the dense matrix (coleaf_tiled_kernel)
+        n, n_trees = leaves.shape
+        self._tile = tile_size(n)
+        self._tile_ptr = np.empty((-(-n // self._tile), ens.leaf_offset[-1] + 1), dtype=np.int64)
+        self._tile_idx = np.empty(n * n_trees, dtype=np.uint16)
+        tile_csr_kernel(self._leaves_T, ens.leaf_offset, self._tile, self._tile_ptr,
+                        self._tile_idx)
 
     def _coleaf_args(self):
         return (self.ensemble_.leaf_offset, self._ptr, self._idx, self._train_sorted,
                 self._leaves_T, self._train_T, dense_threshold(self.n_train_))
+
+    def _label_edit(self, Xe, y, value):
+        """Label-edit BoostIn: D_LE = eta w (g - g*) / (H + lambda) (SPEC §3).
+
+        For the supported losses h does not depend on the label, so the
+        hessian sums of SPEC's second term equal H.
+        """
+        ens = self.ensemble_
+        leaves = np.ascontiguousarray(self._leaves_T.T, dtype=np.int32)
+        g, _, _ = round_derivatives(ens, leaves, self._y, hessian=False)
+        g_new, _, _ = round_derivatives(ens, leaves, np.full(self.n_train_, value),
+                                        hessian=False)
+        D = (ens.learning_rate * self._w[:, None] * (g - g_new)
+             * self._inv_denom[leaf_index(ens, leaves)])
+        test_leaves, G = self._test_terms(Xe, y)
+        out = np.empty((Xe.shape[0], self.n_train_))
+        coleaf_dense_kernel(test_leaves, G, ens.leaf_offset, self._ptr, self._idx,
+                            sort_by_leaf(D, self._idx), self._leaves_T,
+                            np.ascontiguousarray(D.T), dense_threshold(self.n_train_), out)
+        return out.T
 
     def _test_terms(self, Xe, y):
         ens = self.ensemble_
@@ -108,7 +139,9 @@ class BoostIn(BaseInfluence):
     def _local(self, Xe, y):
         leaves, G = self._test_terms(Xe, y)
         out = np.empty((Xe.shape[0], self.n_train_))
-        coleaf_dense_kernel(leaves, G, *self._coleaf_args(), out)
+        coleaf_tiled_kernel(leaves, G, self.ensemble_.leaf_offset, self._tile, self._tile_ptr,
+                            self._tile_idx, self._leaves_T, self._train_T,
+                            TILE_DENSE_FRACTION, out)
         return out.T
 
     def _self(self):
