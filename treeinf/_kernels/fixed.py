@@ -143,7 +143,11 @@ def top_k_leaves_kernel(k, leaves_T, tree_round, tree_output, leaf_offset, ptr, 
         max_leaves = max(max_leaves, leaf_offset[j + 1] - leaf_offset[j])
     for i in prange(n):
         delta = np.zeros((n_outputs, n))
+        touched = np.zeros(n, dtype=np.bool_)  # rows with a non-zero Delta
+        tlist = np.empty(n, dtype=np.int64)
+        nt = 0
         score = np.zeros(max_leaves)
+        raw_zero = np.zeros(max_leaves, dtype=np.bool_)
         chosen = np.empty(k, dtype=np.int64)
         jvals = np.zeros(k + 1)
         j = 0
@@ -159,9 +163,11 @@ def top_k_leaves_kernel(k, leaves_T, tree_round, tree_output, leaf_offset, ptr, 
                 lcol = leaves_T[jj]
                 for l in range(n_l):
                     score[l] = 0.0
-                for rr in range(n):
+                for t in range(nt):  # untouched rows add exactly 0
+                    rr = tlist[t]
                     score[lcol[rr]] += abs(delta[c, rr])
                 for l in range(n_l):
+                    raw_zero[l] = score[l] == 0.0
                     if score[l] <= score_floor:
                         score[l] = 0.0
                 kk = min(k, n_l)
@@ -182,9 +188,10 @@ def top_k_leaves_kernel(k, leaves_T, tree_round, tree_output, leaf_offset, ptr, 
                     l = chosen[s]
                     L = off + l
                     acc = 0.0
-                    for p in range(ptr[L], ptr[L + 1]):
-                        rr = idx[p]
-                        acc += cmul_T[jj, rr] * delta[c, rr]
+                    if not raw_zero[l]:  # else every Delta in the leaf is 0
+                        for p in range(ptr[L], ptr[L + 1]):
+                            rr = idx[p]
+                            acc += cmul_T[jj, rr] * delta[c, rr]
                     if l == own:
                         acc += src_T[jj, i]
                         own_in = True
@@ -210,9 +217,18 @@ def top_k_leaves_kernel(k, leaves_T, tree_round, tree_output, leaf_offset, ptr, 
                     if L >= 0 and sel_val[i, jj, s] != 0.0:
                         v = sel_val[i, jj, s]
                         for p in range(ptr[L], ptr[L + 1]):
-                            delta[c, idx[p]] += v
-                if sel_leaf[i, jj, k] >= 0:
+                            rr = idx[p]
+                            delta[c, rr] += v
+                            if not touched[rr]:
+                                touched[rr] = True
+                                tlist[nt] = rr
+                                nt += 1
+                if sel_leaf[i, jj, k] >= 0 and sel_val[i, jj, k] != 0.0:
                     delta[c, i] += sel_val[i, jj, k]
+                    if not touched[i]:
+                        touched[i] = True
+                        tlist[nt] = i
+                        nt += 1
             j = j_end
 
 

@@ -491,17 +491,36 @@ def _oblivious_tree(tree, splits, K):
             f"({K} per leaf).")
     leaf_values = leaf_values.reshape(1 << depth, K)  # leaf-major
     specs = [splits.node(s) for s in tree["splits"]]
+    # explicit tree in breadth-first order: internal node k has children
+    # 2k+1 (split false) and 2k+2 (split true); level l splits on splits[l]
+    n_int = (1 << depth) - 1
+    n_nodes = 2 * n_int + 1
+    level = np.floor(np.log2(np.arange(n_nodes) + 1)).astype(np.int64)
+    internal = np.arange(n_nodes) < n_int
     b = _TreeBuilder()
-
-    def grow(level, prefix):
-        if level == depth:
-            return b.add_leaf(leaf_values[prefix], prefix)
-        node = b.add_split(specs[level])
-        b.left[node] = grow(level + 1, prefix)
-        b.right[node] = grow(level + 1, prefix | (1 << level))
-        return node
-
-    grow(0, 0)
+    b.left = np.where(internal, 2 * np.arange(n_nodes) + 1, -1).tolist()
+    b.right = np.where(internal, 2 * np.arange(n_nodes) + 2, -1).tolist()
+    # per-level split specs, broadcast to the nodes of each level; leaves get
+    # a dummy split (never read)
+    lv = np.where(internal, level, depth)
+    specs_pad = specs + [(0, SPLIT_LE, 0.0, True, None)]
+    b.feature = [specs_pad[l][0] for l in lv]
+    b.kind = [specs_pad[l][1] for l in lv]
+    b.threshold = [specs_pad[l][2] for l in lv]
+    b.default_left = [specs_pad[l][3] for l in lv]
+    for node in np.flatnonzero(internal):
+        cats = specs[level[node]][4]
+        if cats is not None:
+            b.categories[int(node)] = cats
+    b.missing = [MISS_DEFAULT] * n_nodes
+    # leaf at breadth-first position p of the last level went "true" at level l
+    # iff bit (depth-1-l) of p is set; CatBoost's leaf index sets bit l for it
+    pos = np.arange(1 << depth)
+    leaf_id = np.zeros(1 << depth, dtype=np.int64)
+    for lvl in range(depth):
+        leaf_id |= ((pos >> (depth - 1 - lvl)) & 1) << lvl
+    b.leaf_id = [-1] * n_int + leaf_id.tolist()
+    b.values = [None] * n_int + [leaf_values[i] for i in leaf_id]
     return b
 
 
