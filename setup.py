@@ -25,6 +25,8 @@ setup(
         "scikit-learn>=1.4",
         "joblib>=1.3",
         "pandas>=2.0",
+        "tqdm>=4.0",
+        "threadpoolctl>=3.1",
     ],
     extras_require={
         "lightgbm": ["lightgbm>=4.0"],

@@ -1,10 +1,11 @@
-"""Tiny trained models of every GBDT family, for explainer tests."""
+"""Tiny trained models of every GBDT family (and two forests), for explainer tests."""
 import numpy as np
 
 from conftest import make_data
 
 GBDT_FAMILIES = ["lightgbm", "xgboost", "catboost", "sklearn_gb", "sklearn_hgb"]
 TASKS = ["regression", "binary", "multiclass"]
+FOREST_FAMILIES = ["sklearn_rf", "lightgbm_rf"]
 
 
 def make_model(family, task, n_estimators=8, seed=0, **kw):
@@ -36,6 +37,16 @@ def make_model(family, task, n_estimators=8, seed=0, **kw):
         cls = HistGradientBoostingRegressor if task == "regression" else HistGradientBoostingClassifier
         return cls(max_iter=n_estimators, max_leaf_nodes=7, learning_rate=0.3,
                    early_stopping=False, random_state=seed, **kw)
+    if family == "sklearn_rf":
+        from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+        cls = RandomForestRegressor if task == "regression" else RandomForestClassifier
+        return cls(n_estimators=n_estimators, max_depth=4, random_state=seed, n_jobs=1, **kw)
+    if family == "lightgbm_rf":
+        import lightgbm as lgb
+        cls = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
+        return cls(boosting_type="rf", n_estimators=n_estimators, num_leaves=7,
+                   bagging_fraction=0.7, bagging_freq=1, min_child_samples=5, n_jobs=1,
+                   verbose=-1, random_state=seed, **kw)
     raise ValueError(family)
 
 

@@ -242,3 +242,191 @@ def leaf_influence(ens, leaves, y, w, lam, i, update_set, margin_test, leaves_te
     for j in range(ens.n_trees):
         out -= G_test[:, ens.tree_output[j]] * J[ens.leaf_offset[j] + leaves_test[:, j]]
     return out
+
+
+# --------------------------------------------------------------- SPEC §5
+def similarity_sign(objective, y_train, y_test, p_test):
+    """s(i, e) (n_train, n_test): classification +1 for the same label;
+    regression +1 if y_i and y_e are on the same side of p_e (equal = above)."""
+    out = np.empty((len(y_train), len(y_test)))
+    for e in range(len(y_test)):
+        if objective == "regression":
+            same_side = (y_train >= p_test[e]) == (y_test[e] >= p_test[e])
+            out[:, e] = np.where(same_side, 1.0, -1.0)
+        else:
+            out[:, e] = np.where(y_train == y_test[e], 1.0, -1.0)
+    return out
+
+
+def treesim_lpw(ens, X_train, y_train, X_test, y_test):
+    """SPEC §5 TreeSim literally: sum_trees 1[same leaf] count(leaf)^-2 s(i, e)."""
+    Ltr = ens.apply(X_train).reshape(len(y_train), -1)
+    Lte = ens.apply(X_test).reshape(len(y_test), -1)
+    p = ens.predict_raw(X_test)[:, 0]
+    out = np.zeros((len(y_train), len(y_test)))
+    for j in range(ens.n_trees):
+        for e in range(len(y_test)):
+            same = Ltr[:, j] == Lte[e, j]
+            count = same.sum()
+            if count:
+                out[same, e] += 1.0 / count ** 2
+    return out * similarity_sign(ens.objective, y_train, y_test, p)
+
+
+def leaf_kernel_features(ens, X_train, X, kernel):
+    """Dense kernel features (n, n_leaves_total) of SPEC §4's leaf kernels;
+    count = training rows in the leaf, 1/count taken as 0 for empty leaves."""
+    Ltr = ens.apply(X_train).reshape(len(X_train), -1)
+    L = ens.apply(X).reshape(len(X), -1)
+    Phi = np.zeros((len(X), ens.leaf_offset[-1]))
+    for j in range(ens.n_trees):
+        for leaf in range(ens.n_leaves[j]):
+            col = ens.leaf_offset[j] + leaf
+            count = np.sum(Ltr[:, j] == leaf)
+            inv = 1.0 / count if count else 0.0
+            value = {"lp_": 1.0, "lpw": inv, "lo_": ens.leaf_value[col],
+                     "low": ens.leaf_value[col] * inv}[kernel]
+            Phi[L[:, j] == leaf, col] = value
+    return Phi
+
+
+def _pairwise(A, B, similarity, eps):
+    """(len(A), len(B)) dot / cosine / 1/(euclidean + eps) between rows."""
+    if similarity == "dot":
+        return A @ B.T
+    if similarity == "cosine":
+        na = np.linalg.norm(A, axis=1)
+        nb = np.linalg.norm(B, axis=1)
+        out = np.zeros((len(A), len(B)))
+        for i in range(len(A)):
+            for e in range(len(B)):
+                if na[i] > 0 and nb[e] > 0:
+                    out[i, e] = A[i] @ B[e] / (na[i] * nb[e])
+        return out
+    out = np.empty((len(A), len(B)))
+    for e in range(len(B)):
+        out[:, e] = 1.0 / (np.linalg.norm(A - B[e], axis=1) + eps)
+    return out
+
+
+def treesim(ens, X_train, y_train, X_test, y_test, kernel, similarity, eps):
+    Ptr = leaf_kernel_features(ens, X_train, X_train, kernel)
+    Pte = leaf_kernel_features(ens, X_train, X_test, kernel)
+    p = ens.predict_raw(X_test)[:, 0]
+    return (_pairwise(Ptr, Pte, similarity, eps)
+            * similarity_sign(ens.objective, y_train, y_test, p))
+
+
+def fill_like_inputsim(X_train, X, standardize):
+    """NaN -> training median, +-inf -> training max/min finite, per column."""
+    Xtr = np.array(X_train, dtype=float)
+    out = np.array(X, dtype=float)
+    tr_filled = Xtr.copy()
+    for k in range(Xtr.shape[1]):
+        fin = Xtr[np.isfinite(Xtr[:, k]), k]
+        med = np.median(fin) if fin.size else 0.0
+        hi = fin.max() if fin.size else med
+        lo = fin.min() if fin.size else med
+        for M in (out, tr_filled):
+            col = M[:, k]
+            col[np.isnan(col)] = med
+            col[col == np.inf] = hi
+            col[col == -np.inf] = lo
+    if standardize:
+        mu = tr_filled.mean(axis=0)
+        sd = tr_filled.std(axis=0)
+        sd[sd == 0] = 1.0
+        out = (out - mu) / sd
+    return out
+
+
+def inputsim(ens, X_train, y_train, X_test, y_test, similarity, eps, standardize):
+    A = fill_like_inputsim(X_train, X_train, standardize)
+    B = fill_like_inputsim(X_train, X_test, standardize)
+    p = ens.predict_raw(X_test)[:, 0]
+    return _pairwise(A, B, similarity, eps) * similarity_sign(ens.objective, y_train, y_test, p)
+
+
+# --------------------------------------------------------------- SPEC §4
+def _tree_paths(ens, j):
+    """{compact leaf: list of global nodes from the root to it} for tree j."""
+    start = int(ens.tree_root[j])
+    stop = int(ens.tree_root[j + 1]) if j + 1 < ens.n_trees else len(ens.node_left)
+    paths = {}
+    stack = [(start, [start])]
+    while stack:  # depth-first walk down from the root
+        node, path = stack.pop()
+        if ens.node_left[node] < 0:
+            paths[int(ens.node_leaf[node])] = path
+        else:
+            for child in (int(ens.node_left[node]), int(ens.node_right[node])):
+                assert start <= child < stop
+                stack.append((child, path + [child]))
+    return paths
+
+
+def trex_features(ens, X_train, X, kernel, similarity="dot"):
+    """Dense TREX kernel features (n, d) of SPEC §4, written from the table.
+
+    Columns: tree j ('to_'), global leaf leaf_offset[j] + leaf (leaf
+    kernels), global node (path kernels). count = training rows reaching the
+    leaf / node; 1/count is 0 where nobody does. 'cosine' scales rows to unit
+    norm.
+    """
+    if kernel in ("lp_", "lpw", "lo_", "low"):
+        Phi = leaf_kernel_features(ens, X_train, X, kernel)
+    else:
+        Ltr = ens.apply(X_train).reshape(len(X_train), -1)
+        L = ens.apply(X).reshape(len(X), -1)
+        if kernel == "to_":
+            Phi = np.zeros((len(X), ens.n_trees))
+            for j in range(ens.n_trees):
+                Phi[:, j] = ens.leaf_value[ens.leaf_offset[j] + L[:, j]]
+        else:
+            Phi = np.zeros((len(X), len(ens.node_left)))
+            for j in range(ens.n_trees):
+                paths = _tree_paths(ens, j)
+                count = {}
+                for i in range(len(X_train)):
+                    for node in paths[Ltr[i, j]]:
+                        count[node] = count.get(node, 0) + 1
+                for r in range(len(X)):
+                    leaf = L[r, j]
+                    for node in paths[leaf]:
+                        c = count.get(node, 0)
+                        value = 1.0 if kernel[2] == "_" else (1.0 / c if c else 0.0)
+                        if kernel[1] == "o" and node == paths[leaf][-1]:
+                            value *= ens.leaf_value[ens.leaf_offset[j] + leaf]
+                        Phi[r, node] = value
+    if similarity == "cosine":
+        norm = np.linalg.norm(Phi, axis=1)
+        Phi = Phi / np.where(norm > 0, norm, 1.0)[:, None]
+    return Phi
+
+
+def trex_activation(objective, Z):
+    if objective == "regression":
+        return Z
+    if objective == "binary":
+        return _sigmoid(Z)
+    return _softmax(Z)
+
+
+def trex_gradient(objective, Phi, W, y, w, lmbd):
+    """Gradient (d, K) of (1/N) sum_i w_i l_s(Phi_i W, y_i) + lmbd ||W||^2."""
+    Z = Phi @ W
+    Y = y[:, None] if objective != "multiclass" else np.eye(W.shape[1])[y.astype(int)]
+    R = w[:, None] * (trex_activation(objective, Z) - Y)
+    return Phi.T @ R / len(y) + 2 * lmbd * W
+
+
+def trex_local(objective, Phi_train, alpha, Phi_test, y_test):
+    """TREX(i, e) = l(y_e, s_e - alpha_i k_ie) - l(y_e, s_e), k = <Phi_i, Phi_e>."""
+    alpha = alpha.reshape(len(Phi_train), -1)
+    k = Phi_train @ Phi_test.T
+    s = k.T @ alpha
+    out = np.empty(k.shape)
+    for i in range(len(Phi_train)):
+        Z = s - k[i][:, None] * alpha[i][None, :]
+        out[i] = _loss(objective, Z, y_test) - _loss(objective, s, y_test)
+    return out

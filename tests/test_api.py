@@ -15,8 +15,8 @@ from sklearn.base import clone
 
 import treeinf
 from models import make_model, trained
-from treeinf.exceptions import (DataValidationError, NotFittedError, TreeInfError,
-                                UnsupportedModelError)
+from treeinf.exceptions import (DataValidationError, InfluenceNotDefinedError,
+                                NotFittedError, TreeInfError, UnsupportedModelError)
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Spec:
     permutation: bool = True        # permuting training rows permutes influence rows
     self_influence: bool = True
     local: bool = True
+    n: int = 80                     # training rows in the test models
     families: list = field(default_factory=lambda: ["lightgbm", "xgboost", "catboost",
                                                     "sklearn_gb", "sklearn_hgb"])
 
@@ -50,21 +51,28 @@ ESTIMATORS = [
 ]
 
 
-def _optional(name, *args, **kw):
-    """Register an estimator that other modules of the library provide."""
-    if hasattr(treeinf, name):
-        ESTIMATORS.append(Spec(name, lambda: getattr(treeinf, name)(*args), **kw))
-
-
-_optional("TREX", forests=True)
-_optional("TreeSim", forests=True)
-_optional("InputSim", forests=True)
+RETRAIN_FAMILIES = ["lightgbm", "sklearn_gb"]  # retraining is slow: two families here
+ESTIMATORS += [
+    Spec("TREX", lambda: treeinf.TREX()),
+    Spec("TREX-fp_", lambda: treeinf.TREX(kernel="fp_")),
+    Spec("TreeSim", lambda: treeinf.TreeSim()),
+    Spec("InputSim", lambda: treeinf.InputSim()),
+    Spec("Target", lambda: treeinf.Target(random_state=0)),
+    Spec("Random", lambda: treeinf.Random(random_state=0)),
+    Spec("Loss", lambda: treeinf.Loss(), local=False),
+    # retrained clones see the rows in another order, so no permutation check
+    Spec("LOO", lambda: treeinf.LOO(), permutation=False, families=RETRAIN_FAMILIES, n=30),
+    Spec("SubSample", lambda: treeinf.SubSample(n_models=8, random_state=0),
+         permutation=False, families=RETRAIN_FAMILIES, n=30),
+    Spec("DShap", lambda: treeinf.DShap(max_permutations=3, random_state=0),
+         permutation=False, families=RETRAIN_FAMILIES, n=30),
+]
 
 IDS = [s.name for s in ESTIMATORS]
 
 
-def _model(spec, family, task, n=80, n_test=10):
-    _, Xtr, ytr, w, Xte, yte = trained(family, task, n=n, n_test=n_test, weights=True)
+def _model(spec, family, task, n_test=10):
+    _, Xtr, ytr, w, Xte, yte = trained(family, task, n=spec.n, n_test=n_test, weights=True)
     kw = EXACT[family] if spec.exact_leaves else {}
     model = make_model(family, task, n_estimators=4, **kw).fit(Xtr, ytr, sample_weight=w)
     return model, Xtr, ytr, w, Xte, yte
@@ -87,6 +95,19 @@ def test_contract(spec, family):
     model, Xtr, ytr, w, Xte, yte = _model(spec, family, task)
     est = _fit(spec, family, model, Xtr, ytr, w, n_jobs=2)
     n, m = len(ytr), len(yte)
+    if not spec.local:  # a self-influence-only method says so for the rest
+        for call in (lambda: est.get_local_influence(Xte, yte),
+                     lambda: est.get_global_influence(Xte, yte),
+                     lambda: est.get_top_influence(Xte, yte, k=2)):
+            with pytest.raises(InfluenceNotDefinedError, match="self"):
+                call()
+        self_inf = est.get_self_influence()
+        assert self_inf.shape == (n,) and np.all(np.isfinite(self_inf))
+        np.testing.assert_array_equal(
+            _fit(spec, family, model, Xtr, ytr, w, n_jobs=1).get_self_influence(), self_inf)
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(est)).get_self_influence(),
+                                      self_inf)
+        return
     local = est.get_local_influence(Xte, yte)
     assert local.shape == (n, m) and local.dtype == np.float64
     assert np.all(np.isfinite(local))
@@ -122,8 +143,10 @@ def test_bad_input(spec):
     model, Xtr, ytr, w, Xte, yte = _model(spec, "lightgbm", "binary")
     est = spec.make()
     with pytest.raises(NotFittedError, match="not fitted"):
-        est.get_local_influence(Xte, yte)
+        est.get_self_influence()
     est = _fit(spec, "lightgbm", model, Xtr, ytr, w)
+    if not spec.local:
+        est = treeinf.BoostIn().fit(model, Xtr, ytr, sample_weight=w)  # input checks are shared
     with pytest.raises(DataValidationError, match="features"):
         est.get_local_influence(Xte[:, :3], yte)
     with pytest.raises(DataValidationError, match="2-D"):
@@ -150,5 +173,9 @@ def test_forests(spec):
         with pytest.raises(UnsupportedModelError, match="forest"):
             spec.make().fit(forest, Xtr, ytr)
         return
-    local = spec.make().fit(forest, Xtr, ytr).get_local_influence(Xte, yte)
+    est = spec.make().fit(forest, Xtr, ytr)
+    if not spec.local:
+        assert np.all(np.isfinite(est.get_self_influence()))
+        return
+    local = est.get_local_influence(Xte, yte)
     assert local.shape == (len(ytr), len(yte)) and np.all(np.isfinite(local))

@@ -7,7 +7,9 @@ __version__ = "0.1.0"
 
 from . import exceptions
 from ._trees import FlatEnsemble, parse_model, SUPPORTED_MODELS
-from .explainers import BoostIn, LeafInfluence, LeafRefit
+from .explainers import (LOO, TREX, BoostIn, DShap, InputSim, LeafInfluence, LeafRefit, Loss,
+                         Random, SubSample, Target, TreeSim)
 
-__all__ = ["__version__", "exceptions", "FlatEnsemble", "parse_model",
-           "SUPPORTED_MODELS", "BoostIn", "LeafInfluence", "LeafRefit"]
+__all__ = ["__version__", "exceptions", "FlatEnsemble", "parse_model", "SUPPORTED_MODELS",
+           "BoostIn", "LeafInfluence", "LeafRefit", "TREX", "TreeSim", "InputSim", "Target",
+           "Random", "Loss", "LOO", "SubSample", "DShap"]

@@ -114,3 +114,37 @@ def gradient(objective, margin, y, factor=1.0):
     gradient_kernel(OBJECTIVE_CODES[objective], np.ascontiguousarray(margin, dtype=np.float64),
                     np.ascontiguousarray(y, dtype=np.float64), float(factor), out)
     return out
+
+
+def output_loss(objective, margin, y, link=None):
+    """Per-row loss of a model's output, for boosted models and forests.
+
+    Parameters
+    ----------
+    objective : {'regression', 'binary', 'multiclass'}
+    margin : ndarray of shape (n, K)
+        What the ensemble's trees sum to (``FlatEnsemble.margins_from_leaves``).
+    y : ndarray of shape (n,)
+        Targets (class indices for classification).
+    link : {None, 'identity', 'sigmoid', 'softmax'}, default=None
+        The model's link (``FlatEnsemble.params.get('link')``). None means the
+        objective's natural link (identity, sigmoid, softmax). 'identity' for a
+        classifier (scikit-learn forests) means ``margin`` already holds
+        probabilities: P(class 1) for binary, one column per class otherwise.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+        Squared error / 2 for regression, log loss otherwise, with
+        probabilities clipped to [1e-5, 1 - 1e-5] as in :func:`loss`.
+    """
+    if objective == "regression" or link != "identity":
+        return loss(objective, margin, y)
+    margin = np.asarray(margin, dtype=np.float64)
+    yi = np.asarray(y).astype(np.int64)
+    if objective == "binary":
+        p1 = margin[:, 0]
+        p = np.where(yi == 1, p1, 1.0 - p1)
+    else:
+        p = margin[np.arange(margin.shape[0]), yi]
+    return -np.log(np.clip(p, P_CLIP, 1.0 - P_CLIP))

@@ -40,3 +40,12 @@ class DataValidationError(TreeInfError, ValueError):
 
 class LeafValueMismatchError(TreeInfError, ValueError):
     """Recomputed leaf values do not match the model's (fixed-structure methods)."""
+
+
+class InfluenceNotDefinedError(TreeInfError, NotImplementedError):
+    """The method does not define the requested kind of influence.
+
+    For example the ``Loss`` baseline defines only self-influence (a training
+    row's own loss), so its local, global and top-k influence raise this. The
+    message names what the method does provide.
+    """
