@@ -46,7 +46,7 @@ def methods():
         ("Loss (self)", lambda: ti.Loss(), None, False),
         ("LOO", lambda: ti.LOO(), small, True),
         ("SubSample", lambda: ti.SubSample(n_models=50, random_state=1), small, True),
-        ("DShap", lambda: ti.DShap(max_permutations=20, random_state=1), small, True),
+        ("DShap", lambda: ti.DShap(max_permutations=2, random_state=1), small, True),
     ]
 
 
