@@ -313,21 +313,7 @@ class CatBoostEncoder(TabularEncoder):
                 f"X is a float array, but {self.model_name} has categorical "
                 f"columns {self.categorical_columns}; CatBoost accepts only "
                 "integers and strings there: pass an object array or a DataFrame.")
-        cat_cols = set(self.categorical_columns)
-        out = np.empty(arr.shape, dtype=np.float64)
-        for j in range(arr.shape[1]):
-            if j in cat_cols:
-                out[:, j] = self._encode_categorical(arr[:, j], j)
-                continue
-            try:
-                out[:, j] = np.asarray(
-                    [np.nan if v is None else v for v in arr[:, j]], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise DataValidationError(
-                    f"Column {self._name(j)} holds non-numeric values "
-                    f"(e.g. {arr[0, j]!r}), and {self.model_name} treats it as "
-                    "numeric.") from None
-        return out
+        return self._columns_from_array(arr)
 
 
 # ----------------------------------------------------------------------------

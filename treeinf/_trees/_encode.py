@@ -152,6 +152,10 @@ class TabularEncoder:
         self._check_shape(arr, arr.shape[1])
         if arr.dtype.kind in "biuf":
             return np.array(arr, dtype=np.float64)
+        return self._columns_from_array(arr)
+
+    def _columns_from_array(self, arr):
+        """Column by column: categorical columns encoded, the rest as numbers."""
         out = np.empty(arr.shape, dtype=np.float64)
         cat_cols = set(self.categorical_columns)
         for j in range(arr.shape[1]):
