@@ -226,7 +226,7 @@ def leaf_influence(ens, leaves, y, w, lam, i, update_set, margin_test, leaves_te
                 rows = leaves[:, j] == leaf
                 G = np.sum(w[rows] * g[rows, c])
                 H = np.sum(w[rows] * h[rows, c])
-                if abs(G) <= ens.reg_alpha or H + lam[L] <= 0:
+                if (ens.reg_alpha > 0 and abs(G) <= ens.reg_alpha) or H + lam[L] <= 0:
                     J[L] = 0.0
                     continue
                 v = leaf_formula(G, H, lam[L], ens.reg_alpha, eta) / eta

@@ -267,3 +267,27 @@ def test_leaf_value_check_raises():
         LeafRefit().fit(multi, Xm, ym)
     with pytest.raises(DataValidationError, match="update_set"):
         LeafInfluence(update_set=-2).fit(bagged, Xtr, ytr)
+
+
+def test_leaf_with_zero_gradient_sum_still_moves():
+    """A leaf whose gradients sum to exactly 0 (balanced labels at p = 0.5) has
+    value 0 but a non-zero derivative; only L1's dead zone freezes a leaf."""
+    import catboost as cb
+    rng = np.random.default_rng(0)
+    X = np.repeat(rng.normal(size=(20, 2)), 2, axis=0)
+    y = np.tile([0, 1], 20)  # every leaf of the first tree holds both labels equally
+    X[:, 1] += np.tile([0.0, 1e-3], 20)
+    model = cb.CatBoostClassifier(iterations=3, depth=2, learning_rate=0.3, random_seed=0,
+                                  verbose=False, allow_writing_files=False, thread_count=1,
+                                  **EXACT["catboost"]).fit(X, y)
+    exp = LeafInfluence(update_set=0).fit(model, X, y)
+    first = exp.ensemble_.leaf_offset[0], exp.ensemble_.leaf_offset[1]
+    assert np.all(exp._b[first[0]:first[1]] < 0)
+    ours = exp.get_local_influence(X[:4], y[:4])
+    idx, scores = model.get_object_importance(cb.Pool(X[:4], y[:4]), cb.Pool(X, y), top_size=-1,
+                                              type="PerObject", update_method="SinglePoint",
+                                              importance_values_sign="All", thread_count=1)
+    for e in range(4):
+        ref = np.zeros(len(y))
+        ref[np.asarray(idx[e])] = scores[e]
+        np.testing.assert_allclose(ours[:, e], -ref, rtol=1e-6, atol=1e-9)

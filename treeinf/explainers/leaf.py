@@ -90,7 +90,9 @@ class _FixedStructure(LabelEditMixin, BaseInfluence):
                 "or raise atol.")
         pos = leaf_index(ens, leaves)
         v = phi / eta
-        live = (np.abs(G) > alpha) & (H + lam > 0)
+        # with L1 a leaf inside the dead zone (|G| <= alpha) stays at 0; without
+        # L1 every leaf moves, including one whose gradients sum to exactly 0
+        live = ((alpha == 0.0) | (np.abs(G) > alpha)) & (H + lam > 0)
         b = np.where(live, -eta / np.where(H + lam > 0, H + lam, 1.0), 0.0)
         self._leaves_T = tree_major_leaves(ens, leaves)
         self._ptr, self._idx = ptr, idx
