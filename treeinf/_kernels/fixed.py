@@ -163,9 +163,14 @@ def top_k_leaves_kernel(k, leaves_T, tree_round, tree_output, leaf_offset, ptr, 
                 lcol = leaves_T[jj]
                 for l in range(n_l):
                     score[l] = 0.0
-                for t in range(nt):  # untouched rows add exactly 0
-                    rr = tlist[t]
-                    score[lcol[rr]] += abs(delta[c, rr])
+                if 2 * nt > n:  # most rows touched: a sequential pass is cheaper
+                    dcol = delta[c]
+                    for rr in range(n):
+                        score[lcol[rr]] += abs(dcol[rr])
+                else:  # untouched rows add exactly 0
+                    for t in range(nt):
+                        rr = tlist[t]
+                        score[lcol[rr]] += abs(delta[c, rr])
                 for l in range(n_l):
                     raw_zero[l] = score[l] == 0.0
                     if score[l] <= score_floor:
