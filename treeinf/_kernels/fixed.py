@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .._losses import grad_hess_row
+from .stats import round_end
 from .._numba import njit, pnjit, prange
 
 
@@ -32,13 +33,11 @@ def single_point_kernel(leaves_T, tree_round, tree_output, leaf_offset, b, cmul_
         delta = np.zeros(n_outputs)
         j = 0
         while j < n_trees:
-            r = tree_round[j]
-            j_end = j
-            while j_end < n_trees and tree_round[j_end] == r:
-                c = tree_output[j_end]
-                L = leaf_offset[j_end] + leaves_T[j_end, i]
-                out_T[j_end, i] = b[L] * (cmul_T[j_end, i] * delta[c] + src_T[j_end, i])
-                j_end += 1
+            j_end = round_end(tree_round, j)
+            for jj in range(j, j_end):
+                c = tree_output[jj]
+                L = leaf_offset[jj] + leaves_T[jj, i]
+                out_T[jj, i] = b[L] * (cmul_T[jj, i] * delta[c] + src_T[jj, i])
             for jj in range(j, j_end):
                 delta[tree_output[jj]] += out_T[jj, i]
             j = j_end
@@ -152,10 +151,7 @@ def top_k_leaves_kernel(k, leaves_T, tree_round, tree_output, leaf_offset, ptr, 
         jvals = np.zeros(k + 1)
         j = 0
         while j < n_trees:
-            r = tree_round[j]
-            j_end = j
-            while j_end < n_trees and tree_round[j_end] == r:
-                j_end += 1
+            j_end = round_end(tree_round, j)
             for jj in range(j, j_end):
                 c = tree_output[jj]
                 off = leaf_offset[jj]
@@ -328,9 +324,7 @@ def refit_kernel(update_set, objective, factor, eta, alpha, y, y_new, w, remove,
         j = 0
         while j < n_trees:
             rd = tree_round[j]
-            j_end = j
-            while j_end < n_trees and tree_round[j_end] == rd:
-                j_end += 1
+            j_end = round_end(tree_round, j)
             nt_round = nt  # rows whose margins have moved before this round
             for jj in range(j, j_end):
                 c = tree_output[jj]

@@ -5,6 +5,17 @@ from .._losses import grad_hess_row
 from .._numba import njit, pnjit, prange
 
 
+@njit
+def round_end(tree_round, j):
+    """One past the last tree of the round that tree ``j`` starts (trees are
+    ordered by round; all trees of a round share the margins before it)."""
+    j_end = j
+    n_trees = tree_round.shape[0]
+    while j_end < n_trees and tree_round[j_end] == tree_round[j]:
+        j_end += 1
+    return j_end
+
+
 @pnjit
 def round_derivatives_kernel(leaves, tree_round, tree_output, leaf_offset, leaf_value,
                              base, y, objective, factor, g_out, h_out, k_out):
@@ -27,17 +38,15 @@ def round_derivatives_kernel(leaves, tree_round, tree_output, leaf_offset, leaf_
         k = np.empty(K)
         j = 0
         while j < n_trees:
-            r = tree_round[j]
             grad_hess_row(objective, z, y[i], factor, g, h, k)
-            j_end = j
-            while j_end < n_trees and tree_round[j_end] == r:
-                c = tree_output[j_end]
-                g_out[i, j_end] = g[c]
+            j_end = round_end(tree_round, j)
+            for jj in range(j, j_end):
+                c = tree_output[jj]
+                g_out[i, jj] = g[c]
                 if want_h:
-                    h_out[i, j_end] = h[c]
+                    h_out[i, jj] = h[c]
                 if want_k:
-                    k_out[i, j_end] = k[c]
-                j_end += 1
+                    k_out[i, jj] = k[c]
             for jj in range(j, j_end):
                 z[tree_output[jj]] += leaf_value[leaf_offset[jj] + leaves[i, jj]]
             j = j_end
