@@ -61,12 +61,19 @@ def build_parser():
     demo.add_argument("--top", type=int, default=5, help="training rows shown per kind")
     demo.add_argument("--n-jobs", type=int, default=None, help="threads (default: all)")
     demo.set_defaults(func=_demo)
+    from ._bench_cli import add_parser as add_bench
+    add_bench(sub)
     return parser
 
 
 def main(argv=None):
+    from .exceptions import TreeInfError
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except TreeInfError as exc:   # a user error: the message, not a traceback
+        print(f"treeinf {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -49,3 +49,37 @@ class InfluenceNotDefinedError(TreeInfError, NotImplementedError):
     row's own loss), so its local, global and top-k influence raise this. The
     message names what the method does provide.
     """
+
+
+class DatasetError(TreeInfError, ValueError):
+    """A benchmark data set is unknown, fails its checksum or is malformed.
+
+    Raised by :mod:`treeinf.datasets`; the message names the data set, the
+    file and what was expected.
+    """
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """A benchmark data set's file is not in any data directory.
+
+    The message lists the directories that were searched, the expected file
+    name and how to make the file available.
+    """
+
+
+class PersistenceError(TreeInfError, ValueError):
+    """A saved explainer cannot be written or read.
+
+    Raised for files that are not treeinf files, are corrupted or truncated,
+    or would need code execution (pickled objects) to read; for state that
+    cannot be stored without pickle; and when loading an explainer that
+    needs its model without passing it.
+    """
+
+
+class VersionMismatchError(PersistenceError):
+    """The file was written by another treeinf version (both are named)."""
+
+
+class ModelMismatchError(PersistenceError):
+    """The model passed to ``treeinf.load`` is not the one the explainer was fitted on."""

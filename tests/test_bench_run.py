@@ -1,0 +1,144 @@
+"""The benchmark's run path: result store, resume after SIGKILL, Dask, CLI."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import distributed
+import pytest
+
+from treeinf import eval as tev
+from treeinf.eval import ResultStore
+
+DATA_DIR = str(Path(__file__).resolve().parents[1].parent / "shared" / "datasets")
+
+
+def _units(**kw):
+    args = dict(datasets=["concrete"], models=["lgb"], methods=["boostin", "random"],
+                measures=["removal", "removal_set"], n_test_rows=2,
+                fractions={"removal": [0, 1], "removal_set": [0, 10]})
+    args.update(kw)
+    return tev.plan(args.pop("datasets"), **args)
+
+
+def _results(store):
+    """{unit key: result} without timings."""
+    return {r["key"]: (r["status"], r.get("result")) for r in ResultStore(store).records()}
+
+
+def test_store_is_atomic_and_skips_finished_units(tmp_path):
+    store = ResultStore(tmp_path)
+    units = _units()
+    summary = tev.execute(units, store, data_dir=DATA_DIR, progress=False)
+    assert summary["done"] == len(units) == 2 * 2 + 2 and summary["errors"] == 0
+    files = sorted(tmp_path.rglob("*.json"))
+    assert len(files) == len(units)
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".partial-")]
+    again = tev.execute(units, store, data_dir=DATA_DIR, progress=False)
+    assert again["skipped"] == len(units) and again["done"] == 0
+    # a damaged file is never read as a result: the unit is computed again
+    files[0].write_text(files[0].read_text()[:40])
+    with pytest.warns(UserWarning, match="unreadable result file"):
+        third = tev.execute(units, store, data_dir=DATA_DIR, progress=False)
+    assert third["done"] == 1
+    # a leftover partial file is ignored by readers
+    (files[0].parent / ".partial-junk.json").write_text("{")
+    assert len(store.records()) == len(units)
+
+
+def test_config_change_means_a_new_unit(tmp_path):
+    a = _units()[0]
+    b = dict(a, fractions=[0, 2])
+    assert tev.unit_key(a) != tev.unit_key(b)
+    assert ResultStore(tmp_path).path(a) != ResultStore(tmp_path).path(b)
+    assert a["version"] and a["data"] and a["model_params"]["random_state"] == 1
+
+
+def _cli(*args, out, **kw):
+    cmd = [sys.executable, "-m", "treeinf", "bench", "run", "--datasets", "concrete",
+           "--models", "lgb", "--methods", "boostin,random,target",
+           "--measures", "removal,noise", "--n-test-rows", "3",
+           "--fractions", "removal=0,0.5,1", "--fractions", "noise=0,5,10",
+           "--data-dir", DATA_DIR, "--out", str(out), "--quiet", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, **kw)
+
+
+def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
+    ref, killed = tmp_path / "ref", tmp_path / "killed"
+    p = _cli("--n-jobs", "2", out=ref)
+    assert p.wait(timeout=600) == 0, p.stderr.read().decode()
+    expected = _results(ref)
+    assert len(expected) == 3 * 3 + 3
+
+    p = _cli("--n-jobs", "2", out=killed)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(killed.rglob("*.json"))) < 3:
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)       # the run and its worker processes
+    p.wait()
+    partial = _results(killed)
+    assert 3 <= len(partial) < len(expected)
+    for key, value in partial.items():     # what survived is complete and right
+        assert expected[key] == value
+    p = _cli("--n-jobs", "2", out=killed)
+    assert p.wait(timeout=600) == 0, p.stderr.read().decode()
+    assert f"already finished {len(partial)}" in p.stderr.read().decode()
+    assert _results(killed) == expected
+
+
+def test_dask_cluster_with_a_killed_worker_matches_joblib(tmp_path):
+    units = _units(methods=["boostin", "target"], n_test_rows=3)
+    tev.execute(units, tmp_path / "local", n_jobs=2, data_dir=DATA_DIR, progress=False)
+    expected = _results(tmp_path / "local")
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        store = ResultStore(tmp_path / "dask")
+        summary = {}
+        runner = threading.Thread(target=lambda: summary.update(tev.execute(
+            units, store, scheduler=client, data_dir=DATA_DIR, progress=False)))
+        runner.start()
+        deadline = time.time() + 300
+        while time.time() < deadline and not store.records():
+            time.sleep(0.05)
+        pids = client.run(os.getpid)
+        victim = sorted(pids.values())[0]
+        os.kill(victim, signal.SIGKILL)    # a worker dies mid-run
+        runner.join(timeout=600)
+        assert not runner.is_alive()
+    assert summary["errors"] == 0 and summary["done"] == len(units)
+    assert _results(tmp_path / "dask") == expected
+
+
+def test_cli_run_and_report_write_tables_and_plots(tmp_path):
+    p = _cli(out=tmp_path / "res")
+    assert p.wait(timeout=600) == 0, p.stderr.read().decode()
+    rep = subprocess.run([sys.executable, "-m", "treeinf", "bench", "report", "--results",
+                          str(tmp_path / "res"), "--out", str(tmp_path / "rep")],
+                         capture_output=True, text=True, timeout=300)
+    assert rep.returncode == 0, rep.stderr
+    md = (tmp_path / "rep" / "ranks.md").read_text()
+    assert "mean rank" in md and "boostin" in md and "target" in md
+    ranks = (tmp_path / "rep" / "ranks.csv").read_text().splitlines()
+    assert ranks[0] == "measure,pool,method,mean_rank,ci95,n_datasets,rel_magnitude"
+    pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+    assert "curves_removal_concrete.png" in pngs and "ranks_noise_all.png" in pngs
+    for name in pngs:
+        assert (tmp_path / "rep" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_errors_are_messages_not_tracebacks(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "treeinf", "bench", "run", "--datasets",
+                        "nope", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown data set" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "treeinf", "bench", "report", "--results",
+                        str(tmp_path / "empty"), "--out", str(tmp_path / "rep")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no finished results" in r.stderr

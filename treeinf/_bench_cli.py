@@ -1,0 +1,105 @@
+"""``treeinf bench run`` and ``treeinf bench report``."""
+import sys
+
+#: The smoke preset: two small data sets, two libraries, the fast methods,
+#: all five measures on a few test rows. Finishes in minutes on 2 cores.
+QUICK = {"datasets": ["concrete", "german_credit"], "models": ["lgb", "xgb"],
+         "methods": ["boostin", "trex", "treesim", "target", "random", "loss"],
+         "n_test_rows": 3}
+
+
+def _csv(text):
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def add_parser(sub):
+    """Register ``bench`` with its ``run`` and ``report`` subcommands."""
+    from .eval import FAST_METHODS, MEASURES, MODELS
+    bench = sub.add_parser("bench", help="run the evaluation benchmark and report on it")
+    bsub = bench.add_subparsers(dest="bench_command", required=True)
+    run = bsub.add_parser(
+        "run", help="compute (or resume) benchmark units into a result directory",
+        description="Compute benchmark units; finished units in --out are skipped, so "
+                    "an interrupted run resumes where it stopped.")
+    run.add_argument("--datasets", type=_csv, default=None,
+                     help="comma list of data sets (default: all 22; see "
+                          "`python -c 'import treeinf.datasets as d; print(d.list_datasets())'`)")
+    run.add_argument("--models", type=_csv, default=list(MODELS),
+                     help=f"comma list from {','.join(MODELS)} (default: all)")
+    run.add_argument("--methods", type=_csv, default=list(FAST_METHODS),
+                     help=f"comma list (default: {','.join(FAST_METHODS)}); also "
+                          "leafinfluence, leafrefit (LI data sets only), loo, subsample, dshap")
+    run.add_argument("--measures", type=_csv, default=list(MEASURES),
+                     help=f"comma list from {','.join(MEASURES)},runtime,agreement "
+                          "(default: the five measures)")
+    run.add_argument("--n-test-rows", type=int, default=None,
+                     help="test rows of the single-row measures (default 100)")
+    run.add_argument("--fractions", action="append", default=[], metavar="MEASURE=F1,F2",
+                     help="override a measure's percentages, e.g. removal=0,1,2")
+    run.add_argument("--noise-with-replacement", action="store_true",
+                     help="sample fix-mislabelled noise with replacement, as the "
+                          "published code did")
+    run.add_argument("--out", default="treeinf-results", help="result directory")
+    run.add_argument("--data-dir", default=None,
+                     help="data set directory (default: $TREEINF_DATA_DIR, then "
+                          "~/.cache/treeinf/datasets)")
+    run.add_argument("--n-jobs", type=int, default=1, help="local worker processes")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run on a Dask distributed scheduler, e.g. tcp://host:8786")
+    run.add_argument("--quick", action="store_true",
+                     help="smoke preset: " + ", ".join(f"{k}={v}" for k, v in QUICK.items())
+                     + " (explicit options override it)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_run)
+    rep = bsub.add_parser("report", help="write rank tables (Markdown, CSV) and PNG plots")
+    rep.add_argument("--results", default="treeinf-results", help="result directory")
+    rep.add_argument("--out", default="treeinf-report", help="report directory")
+    rep.add_argument("--no-plots", action="store_true", help="tables only")
+    rep.set_defaults(func=_report)
+    return bench
+
+
+def _run(args):
+    from . import datasets
+    from .eval import FAST_METHODS, MEASURES, MODELS, execute, plan
+    from .exceptions import DataValidationError
+    chosen = {"datasets": args.datasets, "n_test_rows": args.n_test_rows}
+    if args.quick:
+        for key, value in QUICK.items():
+            if key in ("datasets", "n_test_rows"):
+                chosen[key] = chosen[key] if chosen[key] is not None else value
+        if args.models == list(MODELS):
+            args.models = QUICK["models"]
+        if args.methods == list(FAST_METHODS):
+            args.methods = QUICK["methods"]
+    fractions = {}
+    for item in args.fractions:
+        name, _, values = item.partition("=")
+        try:
+            fractions[name] = [float(v) for v in _csv(values)]
+        except ValueError:
+            raise DataValidationError(
+                f"--fractions {item!r}: expected MEASURE=F1,F2,... with numbers") from None
+        if name not in MEASURES or not fractions[name]:
+            raise DataValidationError(
+                f"--fractions {item!r}: expected MEASURE=F1,F2,... with MEASURE one of "
+                f"{', '.join(MEASURES)}")
+    units = plan(chosen["datasets"] or datasets.list_datasets(), args.models, args.methods,
+                 args.measures, chosen["n_test_rows"] or 100, fractions,
+                 args.noise_with_replacement, data_dir=args.data_dir)
+    print(f"treeinf bench: {len(units)} units -> {args.out}", file=sys.stderr)
+    summary = execute(units, args.out, n_jobs=args.n_jobs, scheduler=args.scheduler,
+                      data_dir=args.data_dir, progress=not args.quiet)
+    print(f"done {summary['done']}, already finished {summary['skipped']}, "
+          f"not applicable {summary['unsupported']}, errors {summary['errors']}",
+          file=sys.stderr)
+    for msg in summary["error_messages"][:20]:
+        print("  error: " + msg, file=sys.stderr)
+    return 1 if summary["errors"] else 0
+
+
+def _report(args):
+    from .eval import write_report
+    written = write_report(args.results, args.out, plots=not args.no_plots)
+    print(f"wrote {len(written)} files to {args.out}: " + ", ".join(sorted(written)))
+    return 0
