@@ -63,6 +63,8 @@ def build_parser():
     demo.set_defaults(func=_demo)
     from ._bench_cli import add_parser as add_bench
     add_bench(sub)
+    from ._explain_cli import add_explain_parser
+    add_explain_parser(sub)
     return parser
 
 
