@@ -176,6 +176,41 @@ class BaseInfluence(BaseEstimator):
         with num_threads(getattr(self, "n_jobs", None)):
             return self._top(Xe, y_enc, k, kind == "helpful")
 
+    # ------------------------------------------------------- persistence
+    def save(self, file, compress=False):
+        """Write the fitted explainer to a file that loads without executing code.
+
+        The file is a zip archive of ``.npy`` arrays (written without pickle)
+        and JSON metadata: the class, its parameters, the fitted state, the
+        treeinf version and a fingerprint of the model. Read it back with
+        :func:`treeinf.load`; the loaded explainer's influences equal this
+        one's exactly. Pickling works as well.
+
+        Model objects are not stored (that would need pickle). Explainers that
+        keep one need it at load, ``treeinf.load(file, model=model)``: LOO,
+        SubSample and DShap (they refit the model; SubSample refits its
+        ``n_models`` clones again at load) and any explainer fitted on a
+        ``Pipeline`` with preprocessing steps.
+
+        Parameters
+        ----------
+        file : str, path-like or binary file object
+            Written atomically when a path (a temporary file in the same
+            directory is renamed), so a failed save leaves no partial file.
+        compress : bool, default=False
+            Deflate the members (smaller, slower).
+
+        Raises
+        ------
+        NotFittedError
+            If the explainer is not fitted.
+        PersistenceError
+            If an attribute (e.g. a parameter) holds an object that cannot be
+            stored without pickle; the message names it.
+        """
+        from .._persist import save
+        save(self, file, compress=compress)
+
     # ------------------------------------------------ generic fallbacks
     def _global(self, Xe, y_enc):
         return self._local(Xe, y_enc).sum(axis=1)
