@@ -327,3 +327,25 @@ def test_ranks_average_over_models_and_pools():
     assert "leafinfluence" not in allp.index
     li = table[table.pool == "li"].set_index("method")
     assert set(li.index) == {"a", "b", "c", "leafinfluence"} and (li.n_datasets == 1).all()
+
+
+def test_agreement_and_runtime_units(tiny):
+    from scipy.stats import pearsonr, spearmanr
+    d = tiny("regression")
+    cfg = {"measure": "agreement", "dataset": "tiny", "model": "lgb", "method": None,
+           "methods": ["boostin", "trex"], "row": 0, "test_index": 5}
+    (pair,) = tev.run_unit(cfg)["result"]
+    model = _fit(d, d.X_train, d.y_train)
+    u = BoostIn(n_jobs=1).fit(model, d.X_train, d.y_train).get_local_influence(
+        d.X_test[5:6], d.y_test[5:6])[:, 0]
+    from treeinf import TREX
+    v = TREX(n_jobs=1).fit(model, d.X_train, d.y_train).get_local_influence(
+        d.X_test[5:6], d.y_test[5:6])[:, 0]
+    assert pair["pearson"] == pytest.approx(pearsonr(u, v)[0])
+    assert pair["spearman"] == pytest.approx(spearmanr(u, v)[0])
+    top_u = set(np.argsort(-u, kind="stable")[:40])
+    top_v = set(np.argsort(-v, kind="stable")[:40])
+    assert pair["jaccard"] == pytest.approx(len(top_u & top_v) / len(top_u | top_v))
+    rt = tev.run_unit({"measure": "runtime", "dataset": "tiny", "model": "lgb",
+                       "method": "boostin", "repeats": 2})["result"]
+    assert len(rt["fit_s"]) == len(rt["influence_s"]) == 2 and min(rt["fit_s"]) > 0
