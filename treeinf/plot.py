@@ -317,10 +317,18 @@ def influence_bars(explainer, X, y, row=0, k=10, labels=None, ax=None, feature_v
 
     Examples
     --------
-    >>> import treeinf.plot as tiplot                      # doctest: +SKIP
-    >>> ax = tiplot.influence_bars(BoostIn().fit(model, X_tr, y_tr),
-    ...                            X_te, y_te, row=3, k=5)  # doctest: +SKIP
-    >>> tiplot.save(ax, "row3.png")                         # doctest: +SKIP
+    >>> import lightgbm as lgb
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from treeinf import BoostIn
+    >>> import treeinf.plot as tiplot
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(X[:400], y[:400])
+    >>> explainer = BoostIn().fit(model, X[:400], y[:400])
+    >>> ax = tiplot.influence_bars(explainer, X[400:], y[400:], row=3, k=5)
+    >>> len(ax.patches) <= 10           # at most 5 helpful and 5 harmful bars
+    True
+    >>> tiplot.save(ax, "row3.png").name
+    'row3.png'
     """
     _check_ax(ax)
     if not callable(getattr(explainer, "get_top_influence", None)):

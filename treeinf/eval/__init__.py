@@ -1,16 +1,23 @@
 """The evaluation benchmark of Brophy, Hammoudeh & Lowd (JMLR 2023).
 
-Usable from Python as well as through ``treeinf bench``::
+Usable from Python as well as through ``treeinf bench``. Units of work are
+plain dicts; each is computed by :func:`run_unit` and stored by
+:class:`ResultStore` as one JSON file. See BENCHMARK.md in the project's
+shared inputs and ``docs/benchmark.md`` for the protocols.
 
-    from treeinf import eval as tev
-    units = tev.plan(["concrete"], models=["lgb"], methods=["boostin", "random"],
-                     measures=["removal"], n_test_rows=2)
-    tev.execute(units, "results/")
-    tev.write_report("results/", "report/")
+Examples
+--------
+Needs the benchmark's data files (see :mod:`treeinf.datasets`).
 
-See BENCHMARK.md in the project's shared inputs and ``docs/benchmark.md`` for
-the protocols. Units of work are plain dicts; each is computed by
-:func:`run_unit` and stored by :class:`ResultStore` as one JSON file.
+>>> from treeinf import eval as tev
+>>> units = tev.plan(["concrete"], models=["lgb"], methods=["boostin", "random"],
+...                  measures=["removal"], n_test_rows=2)
+>>> len(units)                      # 2 methods x 2 test rows
+4
+>>> tev.execute(units, "results/", progress=False)["done"]
+4
+>>> sorted(tev.write_report("results/", "report/", plots=False))
+['curves.csv', 'ranks.csv', 'ranks.md']
 """
 from ._aggregate import (agreement_table, curves, dataset_ranks, rank_table,
                          relative_magnitude, row_table, runtime_table)

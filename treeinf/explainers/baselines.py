@@ -480,7 +480,21 @@ class Random(_Seeded):
     there is no sign convention to speak of. Self-influence is the value of
     the pair (training row, itself as a test row), i.e. the diagonal of
     ``get_local_influence(X_train, y_train)``.
-    """ + _RANDOM_NOTES
+    """ + _RANDOM_NOTES + """
+    Examples
+    --------
+    >>> import lightgbm as lgb
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from treeinf import Random
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X[:400], y[:400])
+    >>> a = Random(random_state=0).fit(model, X[:400], y[:400])
+    >>> b = Random(random_state=0, n_jobs=1).fit(model, X[:400], y[:400])
+    >>> inf = a.get_local_influence(X[400:], y[400:])
+    >>> inf.shape, np.array_equal(inf, b.get_local_influence(X[400:], y[400:]))
+    ((400, 169), True)
+    """
 
     def __init__(self, random_state=None, n_jobs=None):
         self.random_state = random_state
@@ -531,7 +545,20 @@ class Target(_Seeded):
     larger for closer targets. Self-influence is the diagonal of
     ``get_local_influence(X_train, y_train)``: a U(0, 1) value for
     classification, 1/eps for regression.
-    """ + _RANDOM_NOTES
+    """ + _RANDOM_NOTES + """
+    Examples
+    --------
+    >>> import lightgbm as lgb
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from treeinf import Target
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X[:400], y[:400])
+    >>> explainer = Target(random_state=0).fit(model, X[:400], y[:400])
+    >>> inf = explainer.get_local_influence(X[400:403], y[400:403])
+    >>> bool(np.all((inf > 0) == (y[:400, None] == y[None, 400:403])))  # same label: helpful
+    True
+    """
 
     def __init__(self, random_state=None, eps=1e-8, n_jobs=None):
         self.random_state = random_state

@@ -553,6 +553,19 @@ class SubSample(_Retrain):
     For classifiers a subset that misses a class is redrawn (from the same
     model's random stream), so every model knows every class; rows of a class
     too small to leave out are therefore in every subset and get 0.
+
+    Examples
+    --------
+    >>> import lightgbm as lgb
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from treeinf import SubSample
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X[:100], y[:100])
+    >>> explainer = SubSample(n_models=20, random_state=0, n_jobs=1).fit(model, X[:100], y[:100])
+    >>> explainer.in_subset_.shape            # (n_models, n_train)
+    (20, 100)
+    >>> explainer.get_local_influence(X[400:403], y[400:403]).shape
+    (100, 3)
     """
 
     _uses_original = False
@@ -705,6 +718,20 @@ class DShap(_Retrain):
     permutations and ``get_global_influence`` equals the row sums of
     ``get_local_influence``. Each query samples anew (same permutations for
     a fixed ``random_state``).
+
+    Examples
+    --------
+    >>> import lightgbm as lgb
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from treeinf import DShap
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = lgb.LGBMClassifier(n_estimators=5, min_child_samples=5,
+    ...                            verbose=-1).fit(X[:40], y[:40])
+    >>> explainer = DShap(max_permutations=5, random_state=0, n_jobs=1)
+    >>> explainer.fit(model, X[:40], y[:40]).get_local_influence(X[400:402], y[400:402]).shape
+    (40, 2)
+    >>> explainer.n_permutations_ <= 5
+    True
     """
 
     def __init__(self, max_permutations=200, tol=0.05, window=10, truncation_tol=0.01,
