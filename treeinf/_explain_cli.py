@@ -390,6 +390,8 @@ def load_model(path):
             f"read it is not installed ({exc}); pip install it.") from None
     except Exception as exc:  # the library's own parse error
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ImportError) and "parquet" in str(exc):
+            first += ' Install a Parquet engine: pip install "treeinf[parquet]".'
         raise err.UnsupportedModelError(
             f"Could not read {path!r} as a {labels[fmt]} model: {first}. Supported: "
             f"{_FORMATS}.") from None
@@ -542,6 +544,8 @@ def _read_table(path, schema, exclude, what, log):
         raise
     except (OSError, ValueError, ImportError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ImportError) and "parquet" in str(exc):
+            first += ' Install a Parquet engine: pip install "treeinf[parquet]".'
         raise err.DataValidationError(f"Could not read {what} file {path!r}: {first}") from None
     if len(df) == 0:
         raise err.DataValidationError(f"{what} file {path!r} has no data rows.")
