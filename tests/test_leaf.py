@@ -291,3 +291,107 @@ def test_leaf_with_zero_gradient_sum_still_moves():
         ref = np.zeros(len(y))
         ref[np.asarray(idx[e])] = scores[e]
         np.testing.assert_allclose(ours[:, e], -ref, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_parallel_trees_in_a_round(task):
+    """XGBoost num_parallel_tree=2: several trees of one output share a round
+    (and so the margins before it); all three update sets follow SPEC's
+    recursion, which sums every tree of the round before Delta moves."""
+    _, Xtr, ytr, w, Xte, yte = trained("xgboost", task, n=70, n_test=8, weights=True, seed=2)
+    model = make_model("xgboost", task, n_estimators=4, num_parallel_tree=2,
+                       colsample_bynode=0.6, **EXACT["xgboost"]).fit(Xtr, ytr, sample_weight=w)
+    for update_set in (-1, 0, 2):
+        exp = LeafInfluence(update_set=update_set, atol=1e-4).fit(model, Xtr, ytr, sample_weight=w)
+        ens = exp.ensemble_
+        assert np.any(np.diff(ens.tree_round) == 0) and ens.n_trees == 8 * ens.n_outputs
+        y, yt = encode_target(ens, ytr, len(ytr)), encode_target(ens, yte, len(yte))
+        got = exp.get_local_influence(Xte, yte)
+        leaves = exp._leaves_T.T.astype(np.int64)
+        Lte, F_te = ens.apply(Xte).reshape(len(yte), -1), ens.predict_raw(Xte)
+        for i in range(0, len(y), 5):
+            ref = naive.leaf_influence(ens, leaves, y, exp._w, exp._lam, i, update_set, F_te,
+                                       Lte, yt)
+            np.testing.assert_allclose(got[i], ref, rtol=1e-9,
+                                       atol=1e-12 * max(1.0, np.abs(got).max()))
+
+
+def test_top_k_kernel_rows_are_independent_of_batches():
+    """Removed rows are carried in batches; any split of the rows into kernel
+    calls (which changes the batches) gives bit-identical derivatives."""
+    from treeinf._kernels.fixed import top_k_leaves_kernel
+    from treeinf.explainers.leaf import TOP_K_BATCH, score_floor, top_k_batch
+    model, Xtr, ytr, w, _, _ = exact_model("lightgbm", "multiclass", n=2 * TOP_K_BATCH + 7)
+    exp = LeafInfluence(update_set=2).fit(model, Xtr, ytr, sample_weight=w)
+    ens, n, k = exp.ensemble_, exp.n_train_, 2
+    assert top_k_batch(n, ens.n_outputs) == TOP_K_BATCH
+    assert top_k_batch(10**6, 3) == 1 and top_k_batch(30000, 3) == 11
+
+    def run(bounds, batch=TOP_K_BATCH):
+        sel_leaf = np.full((n, ens.n_trees, k + 1), -7, dtype=np.int64)
+        sel_val = np.full((n, ens.n_trees, k + 1), np.nan)
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            top_k_leaves_kernel(k, exp._leaves_T, ens.tree_round, ens.tree_output,
+                                ens.leaf_offset, exp._b, exp._cmul_T, exp._src_T,
+                                ens.n_outputs, score_floor(exp._src_T), batch, start, stop,
+                                sel_leaf, sel_val)
+        return sel_leaf, sel_val
+
+    whole = run([0, n])
+    assert np.all(whole[0] >= -1) and not np.any(np.isnan(whole[1]))
+    for bounds, batch in [([0, 1, n], TOP_K_BATCH), ([0, 5, TOP_K_BATCH + 9, n - 1, n], 32),
+                          (list(range(n + 1)), TOP_K_BATCH), ([0, n], 1), ([0, n], 5)]:
+        split = run(bounds, batch)
+        np.testing.assert_array_equal(split[0], whole[0])
+        np.testing.assert_array_equal(split[1], whole[1])
+
+
+def test_verbose_progress_bars(capsys):
+    """verbose=True shows a tqdm bar over the long loop of each query and
+    changes nothing else; verbose=False prints nothing."""
+    model, Xtr, ytr, w, Xte, yte = exact_model("catboost", "binary", n=90)
+    n, m = len(ytr), len(yte)
+    target = 1 - yte
+    cases = [  # estimator parameters, call, bar description and total
+        (LeafInfluence, dict(update_set=2), "fit", "LeafInfluence removed rows", n),
+        (LeafInfluence, dict(update_set=2), "edit", "LeafInfluence removed rows", n),
+        (LeafInfluence, dict(update_set=-1), "local", "LeafInfluence test rows", m),
+        (LeafInfluence, dict(update_set=-1), "self", "LeafInfluence training rows", n),
+        (LeafRefit, dict(update_set=-1), "local", "LeafRefit refits", n),
+        (LeafRefit, dict(update_set=2), "self", "LeafRefit refits", n),
+        (LeafRefit, dict(update_set=0), "edit", "LeafRefit refits", n),
+    ]
+    calls = {
+        "fit": lambda e: e.get_local_influence(Xte, yte),
+        "local": lambda e: e.get_local_influence(Xte, yte),
+        "self": lambda e: e.get_self_influence(),
+        "edit": lambda e: e.get_label_edit_influence(Xte, yte, target),
+    }
+    for cls, params, call, desc, total in cases:
+        quiet = cls(**params).fit(model, Xtr, ytr, sample_weight=w)
+        expected = calls[call](quiet)
+        assert capsys.readouterr().err == ""
+        loud = cls(verbose=True, n_jobs=2, **params).fit(model, Xtr, ytr, sample_weight=w)
+        fit_err = capsys.readouterr().err
+        got = calls[call](loud)
+        err = fit_err if call == "fit" else capsys.readouterr().err
+        assert f"{desc}: 100%" in err and f"{total}/{total}" in err, err
+        # fit shows a bar only for TopKLeaves' forward passes
+        top_k = cls is LeafInfluence and params["update_set"] > 0
+        assert ("LeafInfluence removed rows: 100%" in fit_err) == top_k
+        assert (fit_err == "") == (not top_k)
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(DataValidationError, match="verbose must be True or False"):
+        LeafRefit(verbose="yes").fit(model, Xtr, ytr)
+
+
+def test_progress_chunks_cover_the_rows():
+    from treeinf.explainers.leaf import _row_chunks
+    assert list(_row_chunks(10, False, "x")) == [(0, 10)]
+    assert list(_row_chunks(0, True, "x")) == []
+    for total, step in [(1000, 32), (7, 32), (250, 1), (3, 1)]:
+        chunks = list(_row_chunks(total, True, "x", step))
+        bounds = [0] + [z for _, z in chunks]
+        assert [a for a, _ in chunks] == bounds[:-1] and bounds[-1] == total
+        assert all(z > a and (z - a) % step == 0 for a, z in chunks[:-1])
+        assert len(chunks) <= 100

@@ -174,6 +174,37 @@ def test_oblivious_bit_order_and_leaf_layout():
     np.testing.assert_allclose(ens.predict_raw(X), margin, rtol=1e-12)
 
 
+def test_symmetric_trees_of_different_depths():
+    """Symmetric trees are built all at once, grouped by depth: trees of
+    depths 2 and 5 in one model (sum_models) and a tree shallower than asked
+    (no split left) route rows and sum leaves like CatBoost."""
+    from treeinf._trees._catboost import (CatBoostEncoder, _model_json, _oblivious_arrays,
+                                          _Splits, _walk_splits)
+    from treeinf._trees._flat import assemble_ensemble
+    X, y = make_data("binary", n=200, n_num=4, nan_frac=0.1, seed=5)
+    short = cb.CatBoostClassifier(iterations=3, depth=2, nan_mode="Max", **BASE).fit(X, y)
+    deep = cb.CatBoostClassifier(iterations=4, depth=5, nan_mode="Max", **BASE).fit(X, y)
+    summed = cb.sum_models([short, deep, short])
+    J = _model_json(summed)
+    splits = _Splits(J, "summed")
+    for split in _walk_splits(J):
+        splits.collect(split)
+    scale, bias = J["scale_and_bias"]
+    ens = assemble_ensemble(
+        **_oblivious_arrays(J["oblivious_trees"], splits, 1, float(scale)),
+        base_margin=bias, objective="binary", kind="boosting", learning_rate=1.0,
+        encoder=CatBoostEncoder(4, splits.codes), library="catboost", model_name="summed")
+    assert list(ens.n_leaves) == [4] * 3 + [32] * 4 + [4] * 3
+    margin, leaves = library_output(summed, X)
+    np.testing.assert_allclose(ens.predict_raw(X), margin, rtol=1e-12)
+    np.testing.assert_array_equal(ens.apply(X, library_ids=True)[:, :, 0], leaves)
+    # two binary columns allow two splits per symmetric tree, not three
+    Xb = pd.DataFrame({"a": np.tile([0.0, 1.0], 20), "b": np.repeat([0.0, 1.0], 20)})
+    yb = ((Xb.a + Xb.b) % 2).astype(int)
+    model = cb.CatBoostClassifier(iterations=3, depth=3, **BASE).fit(Xb, yb)
+    assert max(check_parity(model, Xb, Xb).n_leaves) <= 4
+
+
 def test_nonsymmetric_stump_and_lossguide_numbering():
     X, y = make_data("regression", n=120, n_num=3, seed=4)
     stump = cb.CatBoostRegressor(iterations=3, depth=3, grow_policy="Lossguide",

@@ -20,6 +20,25 @@ from .stats import round_end
 from .._numba import njit, pnjit, prange
 
 
+# ------------------------------------------------------------ row terms
+@pnjit
+def row_terms_kernel(leaves, leaf_offset, v, w, g, h, k, cmul_T, src_T):
+    """The per-row terms of the recursion, tree-major.
+
+    leaves : int32 (n, n_trees); v : float64 (n_leaves_total,) leaf values
+    over eta; w : (n,); g, h, k : float64 (n, n_trees). Writes
+    ``cmul_T[j, r] = w_r (h_rj + v_L k_rj)`` and ``src_T[j, r] = w_r (g_rj +
+    v_L h_rj)``, L the leaf of row r in tree j (both float64 (n_trees, n)).
+    """
+    n, n_trees = leaves.shape
+    for r in prange(n):
+        wr = w[r]
+        for j in range(n_trees):
+            vl = v[leaf_offset[j] + leaves[r, j]]
+            cmul_T[j, r] = wr * (h[r, j] + vl * k[r, j])
+            src_T[j, r] = wr * (g[r, j] + vl * h[r, j])
+
+
 # --------------------------------------------------------------- SinglePoint
 @pnjit
 def single_point_kernel(leaves_T, tree_round, tree_output, leaf_offset, b, cmul_T, src_T,
@@ -110,11 +129,12 @@ def adjoint_single(u, leaves_T, tree_round, tree_output, leaf_offset, b, cmul_T,
 
 @pnjit
 def all_points_self_kernel(train_q, leaves_T, tree_round, tree_output, leaf_offset, b,
-                           cmul_T, src_T, n_outputs, out):
-    """Self-influence (n,): one sweep per training row on its own loss."""
+                           cmul_T, src_T, n_outputs, i_start, i_stop, out):
+    """Self-influence out[i] (out is (n,)) of training rows i_start..i_stop-1:
+    one sweep per training row on its own loss."""
     n_trees, n = leaves_T.shape
     n_leaves = b.shape[0]
-    for i in prange(n):
+    for i in prange(i_start, i_stop):
         u = np.zeros(n_leaves)
         for j in range(n_trees):
             u[leaf_offset[j] + leaves_T[j, i]] += train_q[i, j]
@@ -125,30 +145,87 @@ def all_points_self_kernel(train_q, leaves_T, tree_round, tree_output, leaf_offs
 
 
 # ----------------------------------------------------------------- TopKLeaves
+@njit
+def _score_pass(dc, lcol, ccol, score, acc, n_l, nb):
+    """Per leaf l and removed row q: score[l, q] = sum |dc[r, q]|, acc[l, q] =
+    sum cmul[r] dc[r, q] over the leaf's rows r, in ascending row order."""
+    for l in range(n_l):
+        for q in range(nb):
+            score[l, q] = 0.0
+            acc[l, q] = 0.0
+    for r in range(dc.shape[0]):
+        l = lcol[r]
+        cm = ccol[r]
+        for q in range(nb):
+            d = dc[r, q]
+            score[l, q] += abs(d)
+            acc[l, q] += cm * d
+
+
+@njit
+def _update_score_pass(dc, lprev, u, lcol, ccol, score, acc, n_l, nb):
+    """:func:`_score_pass` after adding the previous tree's leaf increments
+    ``u[lprev[r], q]`` to every dc[r, q] (one pass instead of two)."""
+    for l in range(n_l):
+        for q in range(nb):
+            score[l, q] = 0.0
+            acc[l, q] = 0.0
+    for r in range(dc.shape[0]):
+        lp = lprev[r]
+        l = lcol[r]
+        cm = ccol[r]
+        for q in range(nb):
+            d = dc[r, q] + u[lp, q]
+            dc[r, q] = d
+            score[l, q] += abs(d)
+            acc[l, q] += cm * d
+
+
+@njit
+def _update_pass(dc, lcol, u, nb):
+    for r in range(dc.shape[0]):
+        l = lcol[r]
+        for q in range(nb):
+            dc[r, q] += u[l, q]
+
+
 @pnjit
-def top_k_leaves_kernel(k, leaves_T, tree_round, tree_output, leaf_offset, ptr, idx, b,
-                        cmul_T, src_T, n_outputs, score_floor, sel_leaf, sel_val):
-    """Sparse leaf derivatives of every removed row with the TopKLeaves update set.
+def top_k_leaves_kernel(k, leaves_T, tree_round, tree_output, leaf_offset, b, cmul_T,
+                        src_T, n_outputs, score_floor, batch, i_start, i_stop, sel_leaf,
+                        sel_val):
+    """Sparse leaf derivatives of removed rows i_start..i_stop-1 with the
+    TopKLeaves update set.
 
     For each tree, the k leaves with the largest sum of |Delta| over their rows
     (ties: lower leaf index) and the removed row's leaf are updated. Sums at
     or below ``score_floor`` count as 0 (rounding noise, e.g. g + v h of a
-    pure leaf, must not decide a tie).
+    pure leaf, must not decide a tie). Every sum runs over the leaf's rows in
+    ascending order.
+
+    Removed rows are processed in batches of ``batch`` (parallel over
+    batches): Delta is an (n_outputs, n, batch) block, so one sequential pass
+    over the rows per tree forms the scores and the sums ``sum cmul Delta`` of
+    every leaf for the whole batch (the inner loop over the batch vectorises),
+    and the previous tree's leaf changes are added to Delta in that same pass.
+    Each removed row's numbers do not depend on the batch it is in.
     sel_leaf : int64 (n, n_trees, k+1), -1 where unused; sel_val : float64 same.
+    Rows i_start..i_stop-1 of both are written.
     """
     n_trees, n = leaves_T.shape
     max_leaves = 0
     for j in range(n_trees):
         max_leaves = max(max_leaves, leaf_offset[j + 1] - leaf_offset[j])
-    for i in prange(n):
-        delta = np.zeros((n_outputs, n))
-        touched = np.zeros(n, dtype=np.bool_)  # rows with a non-zero Delta
-        tlist = np.empty(n, dtype=np.int64)
-        nt = 0
-        score = np.zeros(max_leaves)
-        raw_zero = np.zeros(max_leaves, dtype=np.bool_)
+    n_batches = (i_stop - i_start + batch - 1) // batch
+    for bi in prange(n_batches):
+        r0 = i_start + bi * batch
+        nb = min(batch, i_stop - r0)
+        delta = np.zeros((n_outputs, n, nb))
+        score = np.empty((max_leaves, nb))
+        acc = np.empty((max_leaves, nb))
+        # per output: the leaf changes of its last tree, not yet in delta
+        pend = np.zeros((n_outputs, max_leaves, nb))
+        pend_tree = np.full(n_outputs, -1, dtype=np.int64)
         chosen = np.empty(k, dtype=np.int64)
-        jvals = np.zeros(k + 1)
         j = 0
         while j < n_trees:
             j_end = round_end(tree_round, j)
@@ -157,79 +234,72 @@ def top_k_leaves_kernel(k, leaves_T, tree_round, tree_output, leaf_offset, ptr, 
                 off = leaf_offset[jj]
                 n_l = leaf_offset[jj + 1] - off
                 lcol = leaves_T[jj]
-                for l in range(n_l):
-                    score[l] = 0.0
-                if 2 * nt > n:  # most rows touched: a sequential pass is cheaper
-                    dcol = delta[c]
-                    for rr in range(n):
-                        score[lcol[rr]] += abs(dcol[rr])
-                else:  # untouched rows add exactly 0
-                    for t in range(nt):
-                        rr = tlist[t]
-                        score[lcol[rr]] += abs(delta[c, rr])
-                for l in range(n_l):
-                    raw_zero[l] = score[l] == 0.0
-                    if score[l] <= score_floor:
-                        score[l] = 0.0
-                kk = min(k, n_l)
-                for s in range(kk):  # selection by repeated max, ties -> lower index
-                    best = -1
-                    for l in range(n_l):
-                        taken = False
-                        for t in range(s):
-                            if chosen[t] == l:
-                                taken = True
-                                break
-                        if not taken and (best < 0 or score[l] > score[best]):
-                            best = l
-                    chosen[s] = best
-                own = lcol[i]
-                own_in = False
-                for s in range(kk):
-                    l = chosen[s]
-                    L = off + l
-                    acc = 0.0
-                    if not raw_zero[l]:  # else every Delta in the leaf is 0
-                        for p in range(ptr[L], ptr[L + 1]):
-                            rr = idx[p]
-                            acc += cmul_T[jj, rr] * delta[c, rr]
-                    if l == own:
-                        acc += src_T[jj, i]
-                        own_in = True
-                    jvals[s] = b[L] * acc
-                    sel_leaf[i, jj, s] = L
-                    sel_val[i, jj, s] = jvals[s]
-                for s in range(kk, k):
-                    sel_leaf[i, jj, s] = -1
-                    sel_val[i, jj, s] = 0.0
-                if own_in:
-                    sel_leaf[i, jj, k] = -1
-                    sel_val[i, jj, k] = 0.0
+                ccol = cmul_T[jj]
+                dc = delta[c]
+                if pend_tree[c] >= 0:
+                    _update_score_pass(dc, leaves_T[pend_tree[c]], pend[c], lcol, ccol,
+                                       score, acc, n_l, nb)
+                    pend_tree[c] = -1
                 else:
-                    L = off + own
-                    jvals[k] = b[L] * (cmul_T[jj, i] * delta[c, i] + src_T[jj, i])
-                    sel_leaf[i, jj, k] = L
-                    sel_val[i, jj, k] = jvals[k]
-            # margins move after the whole round
+                    _score_pass(dc, lcol, ccol, score, acc, n_l, nb)
+                for q in range(nb):
+                    i = r0 + q
+                    for l in range(n_l):
+                        if score[l, q] <= score_floor:
+                            score[l, q] = 0.0
+                    kk = min(k, n_l)
+                    for s in range(kk):  # selection by repeated max, ties -> lower index
+                        best = -1
+                        for l in range(n_l):
+                            taken = False
+                            for t in range(s):
+                                if chosen[t] == l:
+                                    taken = True
+                                    break
+                            if not taken and (best < 0 or score[l, q] > score[best, q]):
+                                best = l
+                        chosen[s] = best
+                    own = lcol[i]
+                    own_in = False
+                    for s in range(kk):
+                        l = chosen[s]
+                        a = acc[l, q]
+                        if l == own:
+                            a += src_T[jj, i]
+                            own_in = True
+                        sel_leaf[i, jj, s] = off + l
+                        sel_val[i, jj, s] = b[off + l] * a
+                    for s in range(kk, k):
+                        sel_leaf[i, jj, s] = -1
+                        sel_val[i, jj, s] = 0.0
+                    if own_in:
+                        sel_leaf[i, jj, k] = -1
+                        sel_val[i, jj, k] = 0.0
+                    else:
+                        L = off + own
+                        sel_leaf[i, jj, k] = L
+                        sel_val[i, jj, k] = b[L] * (ccol[i] * dc[i, q] + src_T[jj, i])
+            # margins move after the whole round: the removed rows' own terms
+            # now, the chosen leaves' changes in the output's next pass (a row
+            # gets at most one non-zero change per tree, so the order is free)
             for jj in range(j, j_end):
                 c = tree_output[jj]
-                for s in range(k):
-                    L = sel_leaf[i, jj, s]
-                    if L >= 0 and sel_val[i, jj, s] != 0.0:
-                        v = sel_val[i, jj, s]
-                        for p in range(ptr[L], ptr[L + 1]):
-                            rr = idx[p]
-                            delta[c, rr] += v
-                            if not touched[rr]:
-                                touched[rr] = True
-                                tlist[nt] = rr
-                                nt += 1
-                if sel_leaf[i, jj, k] >= 0 and sel_val[i, jj, k] != 0.0:
-                    delta[c, i] += sel_val[i, jj, k]
-                    if not touched[i]:
-                        touched[i] = True
-                        tlist[nt] = i
-                        nt += 1
+                off = leaf_offset[jj]
+                if pend_tree[c] >= 0:  # the output had no tree in this round
+                    _update_pass(delta[c], leaves_T[pend_tree[c]], pend[c], nb)
+                u = pend[c]
+                for l in range(leaf_offset[jj + 1] - off):
+                    for q in range(nb):
+                        u[l, q] = 0.0
+                for q in range(nb):
+                    i = r0 + q
+                    for s in range(k):
+                        L = sel_leaf[i, jj, s]
+                        if L >= 0:
+                            u[L - off, q] = sel_val[i, jj, s]
+                    if sel_leaf[i, jj, k] >= 0:
+                        delta[c, i, q] += sel_val[i, jj, k]
+                pend_tree[c] = jj
             j = j_end
 
 
@@ -280,7 +350,8 @@ def _leaf_value(G, H, lam, alpha, eta):
 @pnjit
 def refit_kernel(update_set, objective, factor, eta, alpha, y, y_new, w, remove,
                  margin_before, leaves_T, tree_round, tree_output, leaf_offset, ptr, idx,
-                 G, H, lam, leaf_base, test_leaves, test_margin, test_y, diag_only, out):
+                 G, H, lam, leaf_base, test_leaves, test_margin, test_y, diag_only, i_start,
+                 i_stop, out):
     """Exact fixed-structure refit without (or with a relabelled) training row.
 
     For each row i (parallel): walk the trees, recompute every leaf whose
@@ -296,6 +367,7 @@ def refit_kernel(update_set, objective, factor, eta, alpha, y, y_new, w, remove,
     leaf_base : the leaf values those sums give (the change is measured from them).
     diag_only : the test rows are the training rows and only out[i, 0], row i's
         change of its own loss, is wanted (self-influence).
+    i_start, i_stop : the rows i refitted (rows i_start..i_stop-1 of out are written).
     """
     n_trees, n = leaves_T.shape
     K = margin_before.shape[1]
@@ -304,7 +376,7 @@ def refit_kernel(update_set, objective, factor, eta, alpha, y, y_new, w, remove,
     max_leaves = 0
     for j in range(n_trees):
         max_leaves = max(max_leaves, leaf_offset[j + 1] - leaf_offset[j])
-    for i in prange(n):
+    for i in prange(i_start, i_stop):
         delta = np.zeros((K, n))
         pend = np.zeros((K, n))
         touched = np.zeros(n, dtype=np.bool_)

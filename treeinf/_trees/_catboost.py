@@ -55,8 +55,8 @@ import numpy as np
 
 from ..exceptions import DataValidationError, NotFittedError, UnsupportedModelError
 from ._encode import TabularEncoder, is_dataframe
-from ._flat import (RawTree, build_ensemble, SPLIT_LE, SPLIT_CAT_RIGHT,
-                    MISS_DEFAULT)
+from ._flat import (RawTree, assemble_ensemble, build_ensemble, SPLIT_LE,
+                    SPLIT_CAT_RIGHT, MISS_DEFAULT)
 
 __all__ = ["parse", "reference", "catboost_cat_hash"]
 
@@ -467,47 +467,105 @@ class _TreeBuilder:
                 for c in range(K)]
 
 
-def _oblivious_tree(tree, splits, K):
-    depth = len(tree["splits"])
-    leaf_values = np.asarray(tree["leaf_values"], dtype=np.float64)
-    if leaf_values.shape[0] != K << depth:
-        raise UnsupportedModelError(
-            f"{splits.name} has a symmetric tree of depth {depth} with "
-            f"{leaf_values.shape[0]} leaf values, expected {K << depth} "
-            f"({K} per leaf).")
-    leaf_values = leaf_values.reshape(1 << depth, K)  # leaf-major
-    specs = [splits.node(s) for s in tree["splits"]]
-    # explicit tree in breadth-first order: internal node k has children
-    # 2k+1 (split false) and 2k+2 (split true); level l splits on splits[l]
-    n_int = (1 << depth) - 1
-    n_nodes = 2 * n_int + 1
-    level = np.floor(np.log2(np.arange(n_nodes) + 1)).astype(np.int64)
-    internal = np.arange(n_nodes) < n_int
-    b = _TreeBuilder()
-    b.left = np.where(internal, 2 * np.arange(n_nodes) + 1, -1).tolist()
-    b.right = np.where(internal, 2 * np.arange(n_nodes) + 2, -1).tolist()
-    # per-level split specs, broadcast to the nodes of each level; leaves get
-    # a dummy split (never read)
-    lv = np.where(internal, level, depth)
-    specs_pad = specs + [(0, SPLIT_LE, 0.0, True, None)]
-    b.feature = [specs_pad[l][0] for l in lv]
-    b.kind = [specs_pad[l][1] for l in lv]
-    b.threshold = [specs_pad[l][2] for l in lv]
-    b.default_left = [specs_pad[l][3] for l in lv]
-    for node in np.flatnonzero(internal):
-        cats = specs[level[node]][4]
-        if cats is not None:
-            b.categories[int(node)] = cats
-    b.missing = [MISS_DEFAULT] * n_nodes
-    # leaf at breadth-first position p of the last level went "true" at level l
-    # iff bit (depth-1-l) of p is set; CatBoost's leaf index sets bit l for it
-    pos = np.arange(1 << depth)
-    leaf_id = np.zeros(1 << depth, dtype=np.int64)
+def _bit_reverse(pos, depth):
+    """``pos`` (int64 array) with its lowest ``depth`` bits in reverse order."""
+    out = np.zeros_like(pos)
     for lvl in range(depth):
-        leaf_id |= ((pos >> (depth - 1 - lvl)) & 1) << lvl
-    b.leaf_id = [-1] * n_int + leaf_id.tolist()
-    b.values = [None] * n_int + [leaf_values[i] for i in leaf_id]
-    return b
+        out |= ((pos >> (depth - 1 - lvl)) & 1) << lvl
+    return out
+
+
+def _oblivious_arrays(trees, splits, K, scale):
+    """Concatenated node and leaf arrays of all symmetric trees at once.
+
+    Each tree of depth d becomes an explicit binary tree in breadth-first
+    order: internal node k (k < 2^d - 1) has children 2k+1 (split false) and
+    2k+2 (split true) and tests ``splits[level(k)]``. The leaf at position p
+    of the last level went "true" at level l iff bit (d-1-l) of p is set, and
+    CatBoost's leaf index sets bit l for it, so its leaf id (and compact leaf
+    index) is p with its d bits reversed. A round gives K trees (one per
+    output) that share the nodes. Trees of equal depth are built together.
+
+    Returns a dict of the keyword arguments of :func:`assemble_ensemble` that
+    describe the trees.
+    """
+    n_rounds = len(trees)
+    depth = np.fromiter((len(t["splits"]) for t in trees), dtype=np.int64, count=n_rounds)
+    n_values = np.fromiter((len(t["leaf_values"]) for t in trees), dtype=np.int64,
+                           count=n_rounds)
+    bad = np.flatnonzero(n_values != K << depth)
+    if bad.size:
+        r = int(bad[0])
+        raise UnsupportedModelError(
+            f"{splits.name} has a symmetric tree of depth {depth[r]} with "
+            f"{n_values[r]} leaf values, expected {K << depth[r]} ({K} per leaf).")
+    # one spec per split, trees in order: split l of round r is split_start[r] + l
+    specs = [splits.node(sp) for t in trees for sp in t["splits"]]
+    feat = np.array([sp[0] for sp in specs] + [0], dtype=np.int64)  # + a dummy for leaves
+    kind = np.array([sp[1] for sp in specs] + [SPLIT_LE], dtype=np.int64)
+    thr = np.array([sp[2] for sp in specs] + [0.0], dtype=np.float64)
+    dleft = np.array([sp[3] for sp in specs] + [True], dtype=bool)
+    code = np.array([sp[4][0] if sp[4] is not None else -1 for sp in specs] + [-1],
+                    dtype=np.int64)
+    dummy = len(specs)
+    split_start = np.concatenate(([0], np.cumsum(depth)[:-1]))
+    # one bitset per category code of a one-hot split, shared by its nodes
+    codes = np.unique(code[code >= 0])
+    n_words = codes // 32 + 1
+    word_start = np.concatenate(([0], np.cumsum(n_words)[:-1])).astype(np.int64)
+    cat_bits = np.zeros(max(int(n_words.sum()), 1), dtype=np.uint32)
+    cat_bits[word_start + (codes >> 5)] = np.left_shift(1, codes & 31).astype(np.uint32)
+    is_cat = code >= 0
+    split_cat_start = np.zeros(code.shape[0], dtype=np.int64)
+    split_cat_len = np.zeros(code.shape[0], dtype=np.int64)
+    split_cat_start[is_cat] = word_start[np.searchsorted(codes, code[is_cat])]
+    split_cat_len[is_cat] = n_words[np.searchsorted(codes, code[is_cat])]
+
+    tree_depth = np.repeat(depth, K)  # trees ordered by round, then output
+    n_nodes = (2 << tree_depth) - 1
+    n_leaves = 1 << tree_depth
+    node_start = np.concatenate(([0], np.cumsum(n_nodes)))
+    leaf_offset = np.concatenate(([0], np.cumsum(n_leaves)))
+    total = int(node_start[-1])
+    out = {name: np.empty(total, dtype=dt) for name, dt in (
+        ("node_left", np.int64), ("node_right", np.int64), ("node_feature", np.int64),
+        ("node_threshold", np.float64), ("node_kind", np.int64),
+        ("node_default_left", bool), ("node_cat_start", np.int64),
+        ("node_cat_len", np.int64), ("node_leaf", np.int64))}
+    leaf_value = np.empty(int(leaf_offset[-1]), dtype=np.float64)
+    flat_values = np.fromiter((v for t in trees for v in t["leaf_values"]),
+                              dtype=np.float64, count=int(n_values.sum()))
+    value_start = np.concatenate(([0], np.cumsum(n_values)))
+    for d in np.unique(depth).tolist():
+        rounds = np.flatnonzero(depth == d)
+        tids = (rounds[:, None] * K + np.arange(K)).ravel()  # (round, output) order
+        n_int, n_all = (1 << d) - 1, (2 << d) - 1
+        local = np.arange(n_all)
+        internal = local < n_int
+        level = np.repeat(np.arange(d + 1), 1 << np.arange(d + 1))  # (n_all,)
+        base = node_start[tids][:, None]
+        pos = base + local  # (n_trees_d, n_all) global node index
+        out["node_left"][pos] = np.where(internal, base + 2 * local + 1, -1)
+        out["node_right"][pos] = np.where(internal, base + 2 * local + 2, -1)
+        sidx = np.where(internal, split_start[np.repeat(rounds, K)][:, None] + level, dummy)
+        out["node_feature"][pos] = feat[sidx]
+        out["node_threshold"][pos] = thr[sidx]
+        out["node_kind"][pos] = kind[sidx]
+        out["node_default_left"][pos] = dleft[sidx]
+        out["node_cat_start"][pos] = split_cat_start[sidx]
+        out["node_cat_len"][pos] = split_cat_len[sidx]
+        out["node_leaf"][pos] = np.concatenate((np.full(n_int, -1),
+                                                _bit_reverse(np.arange(1 << d), d)))
+        # CatBoost stores values leaf-major (leaf * K + c), leaf = its leaf id
+        vals = flat_values[value_start[rounds][:, None] + np.arange(K << d)]
+        vals = vals.reshape(rounds.size, 1 << d, K).transpose(0, 2, 1).reshape(-1, 1 << d)
+        leaf_value[leaf_offset[tids][:, None] + np.arange(1 << d)] = scale * vals
+    return dict(
+        out, node_missing=np.full(total, MISS_DEFAULT, dtype=np.int64), cat_bits=cat_bits,
+        tree_root=node_start[:-1], tree_round=np.repeat(np.arange(n_rounds), K),
+        tree_output=np.tile(np.arange(K), n_rounds), leaf_offset=leaf_offset,
+        leaf_value=leaf_value,
+        leaf_library_id=np.arange(leaf_offset[-1]) - np.repeat(leaf_offset[:-1], n_leaves))
 
 
 def _nonsymmetric_tree(tree, splits, K, steps, node_to_leaf):
@@ -626,18 +684,19 @@ def parse(model):
     for s in _walk_splits(J):
         splits.collect(s)
 
-    trees = []
     if J.get("oblivious_trees") and J.get("trees"):
         raise UnsupportedModelError(f"{name} mixes symmetric and non-symmetric trees.")
     if "oblivious_trees" in J:
-        builders = [_oblivious_tree(t, splits, K) for t in J["oblivious_trees"]]
+        n_rounds = len(J["oblivious_trees"])
+        tree_arrays = (_oblivious_arrays(J["oblivious_trees"], splits, K, float(scale))
+                       if n_rounds else None)
     else:
         builders = [_nonsymmetric_tree(t, splits, K, obj._get_tree_step_nodes(i),
                                        obj._get_tree_node_to_leaf(i))
                     for i, t in enumerate(J.get("trees", []))]
-    for r, b in enumerate(builders):
-        trees.extend(b.raw_trees(r, K, float(scale)))
-    if not trees:
+        n_rounds = len(builders)
+        trees = [raw for r, b in enumerate(builders) for raw in b.raw_trees(r, K, float(scale))]
+    if not n_rounds:
         raise NotFittedError(f"This {name} has no trees.")
 
     n_features = int(obj._get_n_features_in()) if hasattr(
@@ -700,7 +759,7 @@ def parse(model):
         "one_hot_max_size": (info_params.get("cat_feature_params", {}) or {}).get(
             "one_hot_max_size"),
         "scale": float(scale),
-        "n_trees": len(builders),
+        "n_trees": n_rounds,
         "best_iteration": model.get_best_iteration(),
         "multiclass_newton": "full_hessian" if objective == "multiclass" else None,
         # CatBoost keeps labels and weights in float32: recomputed leaves and
@@ -723,11 +782,13 @@ def parse(model):
     # no diagonal factor reproduces MultiClass leaves (params['multiclass_newton']);
     # K/(K-1) is the closest one (max leaf error ~0.05 against ~0.15 for f=1 or 2)
     K_factor = K / (K - 1.0) if K > 1 else 1.0
-    return build_ensemble(
-        trees, base_margin=bias, objective=objective, kind="boosting",
-        learning_rate=float(lr), encoder=encoder, library="catboost",
-        model_name=name, reg_lambda=l2, reg_alpha=0.0, hessian_factor=K_factor,
-        classes=classes, params=params)
+    meta = dict(base_margin=bias, objective=objective, kind="boosting",
+                learning_rate=float(lr), encoder=encoder, library="catboost",
+                model_name=name, reg_lambda=l2, reg_alpha=0.0, hessian_factor=K_factor,
+                classes=classes, params=params)
+    if "oblivious_trees" in J:
+        return assemble_ensemble(**tree_arrays, **meta)
+    return build_ensemble(trees, **meta)
 
 
 def reference(model, X):

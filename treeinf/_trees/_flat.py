@@ -8,7 +8,9 @@ library's own leaf ids) and their values live in ``leaf_value[leaf_offset[t]
 + leaf]``. Trees are ordered by boosting round, then output column.
 
 Parsers (one module per library) build a list of :class:`RawTree` and call
-:func:`build_ensemble`; nothing else constructs a FlatEnsemble.
+:func:`build_ensemble`, or, when they already hold the concatenated arrays
+(CatBoost's oblivious trees, built for all trees at once), call
+:func:`assemble_ensemble`; nothing else constructs a FlatEnsemble.
 """
 from dataclasses import dataclass, field
 
@@ -21,8 +23,8 @@ from .._kernels.traversal import (apply_kernel, leaf_values_kernel,
 from .._numba import num_threads
 from ._encode import TabularEncoder
 
-__all__ = ["RawTree", "FlatEnsemble", "build_ensemble", "SPLIT_LE", "SPLIT_LT",
-           "SPLIT_CAT_LEFT", "SPLIT_CAT_RIGHT", "MISS_DEFAULT", "MISS_AS_ZERO",
+__all__ = ["RawTree", "FlatEnsemble", "build_ensemble", "assemble_ensemble", "SPLIT_LE",
+           "SPLIT_LT", "SPLIT_CAT_LEFT", "SPLIT_CAT_RIGHT", "MISS_DEFAULT", "MISS_AS_ZERO",
            "MISS_ZERO_DEFAULT"]
 
 # dtypes, declared once
@@ -259,8 +261,7 @@ def build_ensemble(trees, *, base_margin, objective, kind, learning_rate,
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    base_margin = np.ascontiguousarray(np.atleast_1d(base_margin), dtype=FLOAT)
-    K = base_margin.shape[0]
+    K = np.atleast_1d(base_margin).shape[0]
     if len(trees) == 0:
         raise ValueError("a model with no trees cannot be parsed")
     if len(trees) % K:
@@ -314,24 +315,58 @@ def build_ensemble(trees, *, base_margin, objective, kind, learning_rate,
         leaf_offsets.append(leaf_offsets[-1] + order.shape[0])
         node_offset += n_nodes
 
-    def cat(name, dtype):
-        return np.ascontiguousarray(np.concatenate(cols[name]), dtype=dtype)
+    def cat(name):
+        return np.concatenate(cols[name])
+
+    return assemble_ensemble(
+        node_left=cat("left"), node_right=cat("right"), node_feature=cat("feature"),
+        node_threshold=cat("threshold"), node_kind=cat("kind"), node_missing=cat("missing"),
+        node_default_left=cat("default_left"), node_cat_start=cat("cat_start"),
+        node_cat_len=cat("cat_len"),
+        cat_bits=np.concatenate(words) if words else np.zeros(1, dtype=np.uint32),
+        node_leaf=cat("node_leaf"), tree_root=roots, tree_round=rounds, tree_output=outputs,
+        leaf_offset=leaf_offsets, leaf_value=np.concatenate(leaf_values),
+        leaf_library_id=np.concatenate(leaf_ids), base_margin=base_margin,
+        objective=objective, kind=kind, learning_rate=learning_rate, encoder=encoder,
+        library=library, model_name=model_name, reg_lambda=reg_lambda, reg_alpha=reg_alpha,
+        hessian_factor=hessian_factor, classes=classes, params=params)
+
+
+def assemble_ensemble(*, node_left, node_right, node_feature, node_threshold, node_kind,
+                      node_missing, node_default_left, node_cat_start, node_cat_len,
+                      cat_bits, node_leaf, tree_root, tree_round, tree_output, leaf_offset,
+                      leaf_value, leaf_library_id, base_margin, objective, kind,
+                      learning_rate, encoder, library, model_name, reg_lambda=0.0,
+                      reg_alpha=0.0, hessian_factor=1.0, classes=None, params=None):
+    """A :class:`FlatEnsemble` from already concatenated arrays (global node
+    indices, see the attributes of :class:`FlatEnsemble`), cast to the declared
+    dtypes. Trees must be ordered by round, then output column."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    base_margin = np.ascontiguousarray(np.atleast_1d(base_margin), dtype=FLOAT)
+    K = base_margin.shape[0]
+    tree_output = np.asarray(tree_output, dtype=np.int32)
+    n_trees = tree_output.shape[0]
+    if n_trees == 0:
+        raise ValueError("a model with no trees cannot be parsed")
+    if n_trees % K:
+        raise ValueError(f"{n_trees} trees do not divide into {K} outputs")
+    if np.any(tree_output != np.arange(n_trees) % K):
+        raise ValueError("trees must be ordered by round, then output column")
+
+    def arr(a, dtype):
+        return np.ascontiguousarray(a, dtype=dtype)
 
     return FlatEnsemble(
-        node_left=cat("left", NODE_INT), node_right=cat("right", NODE_INT),
-        node_feature=cat("feature", NODE_INT), node_threshold=cat("threshold", FLOAT),
-        node_kind=cat("kind", np.int8), node_missing=cat("missing", np.int8),
-        node_default_left=cat("default_left", np.bool_),
-        node_cat_start=cat("cat_start", np.int32), node_cat_len=cat("cat_len", np.int32),
-        cat_bits=np.ascontiguousarray(np.concatenate(words) if words else
-                                      np.zeros(1, dtype=np.uint32), dtype=np.uint32),
-        node_leaf=cat("node_leaf", LEAF_INT),
-        tree_root=np.asarray(roots, dtype=NODE_INT),
-        tree_round=np.asarray(rounds, dtype=np.int32),
-        tree_output=np.asarray(outputs, dtype=np.int32),
-        leaf_offset=np.asarray(leaf_offsets, dtype=np.int64),
-        leaf_value=np.ascontiguousarray(np.concatenate(leaf_values), dtype=FLOAT),
-        leaf_library_id=np.ascontiguousarray(np.concatenate(leaf_ids), dtype=np.int64),
+        node_left=arr(node_left, NODE_INT), node_right=arr(node_right, NODE_INT),
+        node_feature=arr(node_feature, NODE_INT), node_threshold=arr(node_threshold, FLOAT),
+        node_kind=arr(node_kind, np.int8), node_missing=arr(node_missing, np.int8),
+        node_default_left=arr(node_default_left, np.bool_),
+        node_cat_start=arr(node_cat_start, np.int32), node_cat_len=arr(node_cat_len, np.int32),
+        cat_bits=arr(cat_bits, np.uint32), node_leaf=arr(node_leaf, LEAF_INT),
+        tree_root=arr(tree_root, NODE_INT), tree_round=arr(tree_round, np.int32),
+        tree_output=tree_output, leaf_offset=arr(leaf_offset, np.int64),
+        leaf_value=arr(leaf_value, FLOAT), leaf_library_id=arr(leaf_library_id, np.int64),
         base_margin=base_margin, objective=objective, kind=kind,
         learning_rate=float(learning_rate), reg_lambda=float(reg_lambda),
         reg_alpha=float(reg_alpha), hessian_factor=float(hessian_factor),

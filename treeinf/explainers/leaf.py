@@ -4,12 +4,13 @@ Both keep every tree's structure and recompute leaf values; they are exact
 only for models whose leaves are plain Newton steps on the training data, so
 ``fit`` first recomputes every leaf and raises if the model's leaves differ.
 """
+import numba
 import numpy as np
 
 from .._kernels.coleaf import coleaf_dense_kernel, dense_threshold, gather_dot_kernel
-from .._kernels.fixed import (adjoint_single, all_points_kernel, all_points_self_kernel,
-                              refit_kernel, single_point_kernel, sparse_to_csr,
-                              top_k_leaves_kernel)
+from .._kernels.fixed import (adjoint_single, all_points_kernel,
+                              all_points_self_kernel, refit_kernel, row_terms_kernel,
+                              single_point_kernel, sparse_to_csr, top_k_leaves_kernel)
 from .._losses import OBJECTIVE_CODES, gradient
 from .._stats import (group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
                       round_derivatives, sort_by_leaf, tree_major_leaves)
@@ -32,9 +33,41 @@ _ADVICE = {
 }
 
 
+#: most removed rows whose Delta vectors TopKLeaves carries side by side
+TOP_K_BATCH = 32
+#: bytes of one batch's Delta block (n_outputs x n_train x batch float64)
+TOP_K_BATCH_BYTES = 8 << 20
+
+
+def top_k_batch(n, n_outputs):
+    """Removed rows per batch of the TopKLeaves kernel: up to TOP_K_BATCH, fewer
+    when the batch's Delta block would exceed TOP_K_BATCH_BYTES."""
+    return int(max(1, min(TOP_K_BATCH, TOP_K_BATCH_BYTES // (8 * n * n_outputs))))
+
+
 def score_floor(src_T):
     """TopKLeaves scores below this are rounding noise (SPEC ties -> lower index)."""
     return 1e-12 * float(np.max(np.abs(src_T))) if src_T.size else 0.0
+
+
+def _row_chunks(total, verbose, desc, step=1):
+    """(start, stop) ranges covering rows 0..total-1 of a long kernel loop.
+
+    Without ``verbose`` one range, so the kernel runs in one call. With it,
+    about 100 ranges (multiples of ``step`` rows, at least ``step`` per
+    thread) and a tqdm progress bar that advances after each.
+    """
+    if not verbose:
+        yield 0, total
+        return
+    from tqdm.auto import tqdm
+    step = step * numba.get_num_threads()
+    size = -(-max(step, -(-total // 100)) // step) * step
+    with tqdm(total=total, desc=desc, unit="row") as bar:
+        for start in range(0, total, size):
+            stop = min(start + size, total)
+            yield start, stop
+            bar.update(stop - start)
 
 
 def _newton_leaves(G, H, lam, alpha, eta):
@@ -50,12 +83,17 @@ class _FixedStructure(LabelEditMixin, BaseInfluence):
 
     _supported_kinds = ("boosting",)
 
-    def _check_update_set(self):
+    def _check_params(self):
         u = self.update_set
         if not isinstance(u, (int, np.integer)) or isinstance(u, bool) or u < -1:
             raise DataValidationError(
                 f"update_set must be -1 (all rows), 0 (the removed row only) or a "
                 f"positive number of leaves, got {u!r}.")
+        if not isinstance(self.verbose, (bool, np.bool_)):
+            raise DataValidationError(f"verbose must be True or False, got {self.verbose!r}.")
+
+    def _chunks(self, total, what, step=1):
+        return _row_chunks(total, self.verbose, f"{type(self).__name__} {what}", step)
 
     def _prepare(self, Xe, y, w):
         """Leaves, derivatives and leaf sums; checks the model's leaf values."""
@@ -88,7 +126,6 @@ class _FixedStructure(LabelEditMixin, BaseInfluence):
                 f"Check that X, y and sample_weight are the training data, and "
                 f"{_ADVICE.get(ens.library, 'train without row subsampling')}; "
                 "or raise atol.")
-        pos = leaf_index(ens, leaves)
         v = phi / eta
         # with L1 a leaf inside the dead zone (|G| <= alpha) stays at 0; without
         # L1 every leaf moves, including one whose gradients sum to exactly 0
@@ -98,13 +135,14 @@ class _FixedStructure(LabelEditMixin, BaseInfluence):
         self._ptr, self._idx = ptr, idx
         self._b = b
         self._lam = lam
-        self._g_T = np.ascontiguousarray(g.T)
+        self._g = g
         self._w = w
         self._y = y
         self._margin = ens.margins_from_leaves(leaves)
-        self._cmul_T = np.ascontiguousarray((w[:, None] * (h + v[pos] * k)).T)
-        src = w[:, None] * (g + v[pos] * h)
-        return leaves, g, h, G, H, lam, phi, src
+        self._cmul_T = np.empty((ens.n_trees, self.n_train_))
+        src_T = np.empty((ens.n_trees, self.n_train_))
+        row_terms_kernel(leaves, ens.leaf_offset, v, w, g, h, k, self._cmul_T, src_T)
+        return leaves, g, h, G, H, lam, phi, src_T
 
     def _final_gradients(self, leaves, margin, y):
         """q (m, n_trees): loss gradient at the final margin, per tree's output."""
@@ -118,7 +156,7 @@ class _FixedStructure(LabelEditMixin, BaseInfluence):
         leaves = self._leaves_T.T.astype(np.int32)
         g_new, _, _ = round_derivatives(ens, np.ascontiguousarray(leaves),
                                         np.full(self.n_train_, target_value), hessian=False)
-        return self._w[:, None] * (self._g_T.T - g_new)
+        return self._w[:, None] * (self._g - g_new)
 
 
 class LeafInfluence(_FixedStructure):
@@ -139,6 +177,12 @@ class LeafInfluence(_FixedStructure):
         Tolerance of the leaf-value check (relative to 1 + |leaf value|).
     n_jobs : int or None, default=None
         Threads for the kernels.
+    verbose : bool, default=False
+        Show a progress bar (tqdm) over the long loops: the forward pass per
+        removed row of TopKLeaves (in ``fit`` and
+        ``get_label_edit_influence``) and the backward sweeps of AllPoints
+        per test row (``get_local_influence``, ``get_label_edit_influence``)
+        and per training row (``get_self_influence``).
 
     Notes
     -----
@@ -150,17 +194,14 @@ class LeafInfluence(_FixedStructure):
     O(n_train^2 * n_trees), done once in ``fit``.
     """
 
-    def __init__(self, update_set=-1, atol=1e-5, n_jobs=None):
+    def __init__(self, update_set=-1, atol=1e-5, n_jobs=None, verbose=False):
         self.update_set = update_set
         self.atol = atol
         self.n_jobs = n_jobs
-
-    def _check_params(self):
-        self._check_update_set()
+        self.verbose = verbose
 
     def _fit(self, Xe, y, w):
-        _, _, _, _, _, _, _, src = self._prepare(Xe, y, w)
-        self._src_T = np.ascontiguousarray(src.T)
+        self._src_T = self._prepare(Xe, y, w)[-1]
         self._sparse = self._sparse_derivatives(self._src_T) if self.update_set >= 0 else None
 
     def _sparse_derivatives(self, src_T):
@@ -176,9 +217,12 @@ class LeafInfluence(_FixedStructure):
         k = int(self.update_set)
         sel_leaf = np.empty((n, ens.n_trees, k + 1), dtype=np.int64)
         sel_val = np.empty((n, ens.n_trees, k + 1))
-        top_k_leaves_kernel(k, self._leaves_T, ens.tree_round, ens.tree_output,
-                            ens.leaf_offset, self._ptr, self._idx, self._b, self._cmul_T,
-                            src_T, ens.n_outputs, score_floor(src_T), sel_leaf, sel_val)
+        floor = score_floor(src_T)
+        batch = top_k_batch(n, ens.n_outputs)
+        for start, stop in self._chunks(n, "removed rows", batch):
+            top_k_leaves_kernel(k, self._leaves_T, ens.tree_round, ens.tree_output,
+                                ens.leaf_offset, self._b, self._cmul_T, src_T, ens.n_outputs,
+                                floor, batch, start, stop, sel_leaf, sel_val)
         ptr = np.empty(ens.leaf_offset[-1] + 1, dtype=np.int64)
         idx = np.empty(sel_leaf.size, dtype=np.uint32)
         vals = np.empty(sel_leaf.size)
@@ -191,9 +235,10 @@ class LeafInfluence(_FixedStructure):
         q = self._final_gradients(leaves, ens.margins_from_leaves(leaves), y)
         out = np.empty((Xe.shape[0], self.n_train_))
         if sparse is None:
-            all_points_kernel(leaves, q, self._leaves_T, ens.tree_round, ens.tree_output,
-                              ens.leaf_offset, self._b, self._cmul_T, src_T,
-                              ens.n_outputs, out)
+            for a, z in self._chunks(Xe.shape[0], "test rows"):
+                all_points_kernel(leaves[a:z], q[a:z], self._leaves_T, ens.tree_round,
+                                  ens.tree_output, ens.leaf_offset, self._b, self._cmul_T,
+                                  src_T, ens.n_outputs, out[a:z])
         else:
             ptr, idx, vals, train_T = sparse
             if train_T is None:  # TopKLeaves: several leaves per row and tree
@@ -219,9 +264,10 @@ class LeafInfluence(_FixedStructure):
         n = self.n_train_
         if self._sparse is None:
             out = np.empty(n)
-            all_points_self_kernel(q, self._leaves_T, ens.tree_round, ens.tree_output,
-                                   ens.leaf_offset, self._b, self._cmul_T, self._src_T,
-                                   ens.n_outputs, out)
+            for start, stop in self._chunks(n, "training rows"):
+                all_points_self_kernel(q, self._leaves_T, ens.tree_round, ens.tree_output,
+                                       ens.leaf_offset, self._b, self._cmul_T, self._src_T,
+                                       ens.n_outputs, start, stop, out)
             return out
         ptr, idx, vals, train_T = self._sparse
         if train_T is not None:
@@ -273,6 +319,11 @@ class LeafRefit(_FixedStructure):
     atol : float, default=1e-5
         Tolerance of the leaf-value check.
     n_jobs : int or None, default=None
+        Threads for the kernels.
+    verbose : bool, default=False
+        Show a progress bar (tqdm) over the refits, one per training row
+        (``get_local_influence``, ``get_self_influence``,
+        ``get_label_edit_influence``).
 
     Notes
     -----
@@ -281,13 +332,11 @@ class LeafRefit(_FixedStructure):
     O(n_train) memory per thread.
     """
 
-    def __init__(self, update_set=-1, atol=1e-5, n_jobs=None):
+    def __init__(self, update_set=-1, atol=1e-5, n_jobs=None, verbose=False):
         self.update_set = update_set
         self.atol = atol
         self.n_jobs = n_jobs
-
-    def _check_params(self):
-        self._check_update_set()
+        self.verbose = verbose
 
     def _fit(self, Xe, y, w):
         leaves, g, h, G, H, lam, phi, _ = self._prepare(Xe, y, w)
@@ -313,12 +362,14 @@ class LeafRefit(_FixedStructure):
             leaves = ens.apply_encoded(Xe)
             margin = ens.margins_from_leaves(leaves)
         out = np.empty((self.n_train_, 1 if diag_only else leaves.shape[0]))
-        refit_kernel(int(self.update_set), OBJECTIVE_CODES[ens.objective],
-                     ens.hessian_factor, ens.learning_rate, ens.reg_alpha, self._y, y_new,
-                     self._w, remove, self._before, self._leaves_T, ens.tree_round,
-                     ens.tree_output, ens.leaf_offset, self._ptr, self._idx, self._G,
-                     self._H, self._lam, self._phi, leaves, margin,
-                     np.ascontiguousarray(y, dtype=np.float64), diag_only, out)
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        for start, stop in self._chunks(self.n_train_, "refits"):
+            refit_kernel(int(self.update_set), OBJECTIVE_CODES[ens.objective],
+                         ens.hessian_factor, ens.learning_rate, ens.reg_alpha, self._y, y_new,
+                         self._w, remove, self._before, self._leaves_T, ens.tree_round,
+                         ens.tree_output, ens.leaf_offset, self._ptr, self._idx, self._G,
+                         self._H, self._lam, self._phi, leaves, margin, y, diag_only, start,
+                         stop, out)
         return out
 
     def _local(self, Xe, y):
