@@ -198,3 +198,25 @@ def test_tile_csr_groups_rows_by_leaf():
                 rows = i0 + idx[ptr[t, pos]:ptr[t, pos + 1]].astype(np.int64)
                 np.testing.assert_array_equal(rows, i0 + np.flatnonzero(leaves_T[j, i0:i1] == leaf))
     assert 512 <= tile_size(10) <= tile_size(10**6) <= 4096
+
+
+def test_ensemble_calls_keep_the_explainers_thread_count(monkeypatch):
+    """An explainer's n_jobs holds inside FlatEnsemble calls made without n_jobs."""
+    import numba
+    from treeinf._trees import _flat
+    seen = []
+    original = _flat.apply_kernel
+
+    def spy(*args):
+        seen.append(numba.get_num_threads())
+        return original(*args)
+
+    monkeypatch.setattr(_flat, "apply_kernel", spy)
+    model, X, y, _, Xt, yt = trained("lightgbm", "binary")
+    exp = BoostIn(n_jobs=1).fit(model, X, y)
+    seen.clear()
+    exp.get_local_influence(Xt, yt)
+    assert seen and set(seen) == {1}
+    ens = exp.ensemble_
+    ens.apply_encoded(ens.encode(Xt), n_jobs=2)
+    assert seen[-1] == min(2, numba.config.NUMBA_NUM_THREADS)

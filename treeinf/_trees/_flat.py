@@ -12,6 +12,7 @@ Parsers (one module per library) build a list of :class:`RawTree` and call
 (CatBoost's oblivious trees, built for all trees at once), call
 :func:`assemble_ensemble`; nothing else constructs a FlatEnsemble.
 """
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,16 @@ from .._kernels.traversal import (apply_kernel, leaf_values_kernel,
                                   MISS_ZERO_DEFAULT)
 from .._numba import num_threads
 from ._encode import TabularEncoder
+
+
+def _threads(n_jobs):
+    """``num_threads(n_jobs)``, or keep the caller's thread count when None.
+
+    An explainer sets its own ``n_jobs`` around everything it calls; an
+    ensemble method called without ``n_jobs`` must not override it.
+    """
+    return contextlib.nullcontext() if n_jobs is None else num_threads(n_jobs)
+
 
 __all__ = ["RawTree", "FlatEnsemble", "build_ensemble", "assemble_ensemble", "SPLIT_LE",
            "SPLIT_LT", "SPLIT_CAT_LEFT", "SPLIT_CAT_RIGHT", "MISS_DEFAULT", "MISS_AS_ZERO",
@@ -198,7 +209,7 @@ class FlatEnsemble:
         ndarray of shape (n_samples, n_trees), int32
         """
         out = np.empty((Xe.shape[0], self.n_trees), dtype=LEAF_INT)
-        with num_threads(n_jobs):
+        with _threads(n_jobs):
             apply_kernel(Xe, self.tree_root, self.node_left, self.node_right,
                          self.node_feature, self.node_threshold, self.node_kind,
                          self.node_missing, self.node_default_left,
@@ -209,7 +220,7 @@ class FlatEnsemble:
     def margins_from_leaves(self, leaves, n_jobs=None):
         """Raw margins (n_samples, n_outputs) from compact leaf indices."""
         out = np.empty((leaves.shape[0], self.n_outputs), dtype=FLOAT)
-        with num_threads(n_jobs):
+        with _threads(n_jobs):
             leaf_values_kernel(leaves, self.leaf_offset, self.leaf_value,
                                self.tree_output, self.base_margin, out)
         return out
