@@ -505,3 +505,15 @@ def test_flat_feature_index_with_interleaved_categoricals_and_ignored_features()
     assert ens.encoder.categorical_columns == [0, 3]
     assert 2 not in set(ens.node_feature[ens.node_left >= 0].tolist())  # f1 ignored
     assert {0, 3} <= set(ens.node_feature[ens.node_left >= 0].tolist())
+
+
+def test_sum_models_is_refused_with_a_clear_error():
+    import catboost as cb
+    from treeinf.exceptions import UnsupportedModelError
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = X[:, 0] + rng.normal(size=120)
+    parts = [cb.CatBoostRegressor(iterations=4, depth=2, verbose=False, random_seed=s,
+                                  allow_writing_files=False).fit(X, y) for s in (0, 1)]
+    with pytest.raises(UnsupportedModelError, match="sum_models"):
+        treeinf.parse_model(cb.sum_models(parts), X)

@@ -730,7 +730,13 @@ def parse(model):
     class_weight = _class_weight(dp, name, classes, n_classes)
     lr = bo.get("learning_rate")
     if lr is None:
-        lr = float(obj._get_learning_rate())
+        lr = obj._get_learning_rate()
+    if not isinstance(lr, (int, float, np.floating, np.integer)):
+        raise UnsupportedModelError(
+            "this CatBoost model carries no single training learning rate (got "
+            f"{lr!r}); models combined with catboost.sum_models or otherwise stripped "
+            "of their training parameters are not supported. Explain a model "
+            "trained by one CatBoost fit.")
     l2 = float(tl.get("l2_leaf_reg", 3.0))
     shrink_rate = float(bo.get("model_shrink_rate", 0.0) or 0.0)
     params = {
