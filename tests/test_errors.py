@@ -113,3 +113,17 @@ def test_bad_parameters(fitted):
         exp.get_top_influence(Xte, yte, k=10_000)
     # every error is catchable as the library's base class
     assert issubclass(DataValidationError, TreeInfError)
+
+
+def test_cli_output_into_a_closed_pipe_is_not_a_traceback():
+    """`treeinf demo | head -1`: the reader leaves early; no traceback follows."""
+    import subprocess
+    import sys
+    p = subprocess.Popen([sys.executable, "-m", "treeinf", "demo", "--n-jobs", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    p.wait(timeout=300)
+    assert first.startswith(b"treeinf demo:")
+    assert "Traceback" not in err and "BrokenPipeError" not in err

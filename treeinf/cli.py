@@ -76,6 +76,10 @@ def main(argv=None):
     except TreeInfError as exc:   # a user error: the message, not a traceback
         print(f"treeinf {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:       # output piped into e.g. `head`, which exited
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
