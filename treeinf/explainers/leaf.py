@@ -192,6 +192,17 @@ class LeafInfluence(_FixedStructure):
     sweep per test row, O(n_train * n_trees), instead of one forward pass
     per training row; TopKLeaves needs the forward pass per training row,
     O(n_train^2 * n_trees), done once in ``fit``.
+
+    Examples
+    --------
+    >>> import lightgbm as lgb
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from treeinf import LeafInfluence
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(X[:400], y[:400])
+    >>> explainer = LeafInfluence(update_set=-1).fit(model, X[:400], y[:400])
+    >>> explainer.get_local_influence(X[400:403], y[400:403]).shape
+    (400, 3)
     """
 
     def __init__(self, update_set=-1, atol=1e-5, n_jobs=None, verbose=False):
@@ -330,6 +341,17 @@ class LeafRefit(_FixedStructure):
     Sign convention: positive = helpful: ``l(y_e, F_without_i(x_e)) -
     l(y_e, F(x_e)) > 0``. Cost: O(n_train^2 * n_trees) time for the refits,
     O(n_train) memory per thread.
+
+    Examples
+    --------
+    >>> import lightgbm as lgb
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from treeinf import LeafRefit
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = lgb.LGBMClassifier(n_estimators=10, verbose=-1).fit(X[:200], y[:200])
+    >>> influence = LeafRefit().fit(model, X[:200], y[:200]).get_local_influence(X[200:202], y[200:202])
+    >>> influence.shape
+    (200, 2)
     """
 
     def __init__(self, update_set=-1, atol=1e-5, n_jobs=None, verbose=False):
