@@ -24,9 +24,9 @@ def add_parser(sub):
     run.add_argument("--datasets", type=_csv, default=None,
                      help="comma list of data sets (default: all 22; see "
                           "`python -c 'import treeinf.datasets as d; print(d.list_datasets())'`)")
-    run.add_argument("--models", type=_csv, default=list(MODELS),
+    run.add_argument("--models", type=_csv, default=None,
                      help=f"comma list from {','.join(MODELS)} (default: all)")
-    run.add_argument("--methods", type=_csv, default=list(FAST_METHODS),
+    run.add_argument("--methods", type=_csv, default=None,
                      help=f"comma list (default: {','.join(FAST_METHODS)}); also "
                           "leafinfluence, leafrefit (LI data sets only), loo, subsample, dshap")
     run.add_argument("--measures", type=_csv, default=list(MEASURES),
@@ -63,15 +63,14 @@ def _run(args):
     from . import datasets
     from .eval import FAST_METHODS, MEASURES, MODELS, execute, plan
     from .exceptions import DataValidationError
-    chosen = {"datasets": args.datasets, "n_test_rows": args.n_test_rows}
-    if args.quick:
-        for key, value in QUICK.items():
-            if key in ("datasets", "n_test_rows"):
-                chosen[key] = chosen[key] if chosen[key] is not None else value
-        if args.models == list(MODELS):
-            args.models = QUICK["models"]
-        if args.methods == list(FAST_METHODS):
-            args.methods = QUICK["methods"]
+    # explicit options win over the --quick preset, which wins over the defaults
+    preset = QUICK if args.quick else {}
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None
+              else preset.get(key, default)
+              for key, default in (("datasets", datasets.list_datasets()),
+                                   ("models", list(MODELS)),
+                                   ("methods", list(FAST_METHODS)),
+                                   ("n_test_rows", 100))}
     fractions = {}
     for item in args.fractions:
         name, _, values = item.partition("=")
@@ -84,9 +83,8 @@ def _run(args):
             raise DataValidationError(
                 f"--fractions {item!r}: expected MEASURE=F1,F2,... with MEASURE one of "
                 f"{', '.join(MEASURES)}")
-    units = plan(chosen["datasets"] or datasets.list_datasets(), args.models, args.methods,
-                 args.measures, chosen["n_test_rows"] or 100, fractions,
-                 args.noise_with_replacement, data_dir=args.data_dir)
+    units = plan(chosen["datasets"], chosen["models"], chosen["methods"], args.measures,
+                 chosen["n_test_rows"], fractions, args.noise_with_replacement)
     print(f"treeinf bench: {len(units)} units -> {args.out}", file=sys.stderr)
     summary = execute(units, args.out, n_jobs=args.n_jobs, scheduler=args.scheduler,
                       data_dir=args.data_dir, progress=not args.quiet)

@@ -21,6 +21,8 @@ import re
 import sys
 import time
 
+from . import exceptions as err
+
 __all__ = ["add_explain_parser", "run_explain", "load_model", "parse_row_ids"]
 
 #: method name (lower case) -> estimator class name in treeinf
@@ -43,11 +45,6 @@ _FORMATS = ("LightGBM text model (Booster.save_model, e.g. model.txt); XGBoost J
             "scikit-learn estimator or Pipeline")
 _TERMINAL_ROWS = 20      # query rows printed when an --output file gets the rest
 _TERMINAL_COLUMNS = 6    # training-row value columns printed besides the target
-
-
-def _errors():
-    from . import exceptions
-    return exceptions
 
 
 # ---------------------------------------------------------------- argparse
@@ -169,19 +166,11 @@ def run_explain(args):
     Returns
     -------
     int
-        0 on success, 2 if treeinf refused the input (the reason is printed
-        to stderr without a traceback; argparse also exits with 2 on bad
-        options).
+        0 on success. A refused input raises a TreeInfError, which
+        ``treeinf.cli.main`` prints without a traceback and turns into exit
+        code 2 (argparse also exits with 2 on bad options).
     """
-    TreeInfError = _errors().TreeInfError
-    try:
-        return _explain(args)
-    except TreeInfError as exc:
-        print(f"treeinf explain: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # output piped into e.g. `head`, which exited
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+    return _explain(args)
 
 
 class _Log:
@@ -201,7 +190,6 @@ class _Log:
 
 def _explain(args):
     import numpy as np
-    err = _errors()
     log = _Log(args.quiet)
     if args.top < 1:
         raise err.DataValidationError(f"--top must be a positive integer, got {args.top}.")
@@ -258,7 +246,6 @@ def _explain(args):
 
 
 def _check_output_path(path):
-    err = _errors()
     low = path.lower()
     if not low.endswith(_OUTPUT_EXT):
         raise err.DataValidationError(
@@ -270,7 +257,6 @@ def _check_output_path(path):
 
 
 def _parse_method_params(items):
-    err = _errors()
     params = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -289,7 +275,6 @@ def _parse_method_params(items):
 def _make_explainer(method, params, n_jobs, verbose):
     """The estimator named ``method`` with ``params``, n_jobs and verbose set."""
     import treeinf
-    err = _errors()
     cls = getattr(treeinf, METHODS[method])
     est = cls()
     valid = est.get_params()
@@ -309,7 +294,6 @@ def _make_explainer(method, params, n_jobs, verbose):
 # ------------------------------------------------------------ model files
 def _detect_format(path):
     """'lightgbm', 'xgboost', 'catboost', 'catboost-json' or 'joblib' from the file."""
-    err = _errors()
     if path.lower().endswith(_JOBLIB_EXT):
         return "joblib"
     with open(path, "rb") as fh:
@@ -363,7 +347,6 @@ def load_model(path):
     UnsupportedModelError
         If the format is not recognised or the library cannot read the file.
     """
-    err = _errors()
     fmt = _detect_format(path)
     labels = {"lightgbm": "LightGBM text", "xgboost": "XGBoost",
               "catboost": "CatBoost binary", "catboost-json": "CatBoost JSON",
@@ -420,7 +403,6 @@ class _Schema:
 
     def __init__(self, model):
         from ._trees import parse_model
-        err = _errors()
         ens = parse_model(model)          # verified later, by the explainer's fit
         enc = ens.encoder
         self.objective = ens.objective
@@ -469,14 +451,13 @@ def _table_kind(path):
         return "parquet"
     if re.search(r"\.csv(\.(gz|bz2|zip|xz|zst))?$", low):
         return "csv"
-    raise _errors().DataValidationError(
+    raise err.DataValidationError(
         f"Data file {path!r} has an unsupported extension; use .csv (optionally "
         ".csv.gz/.bz2/.zip/.xz/.zst) or .parquet.")
 
 
 def _feature_columns(columns, schema, exclude, path):
     """File column names of the model's features, in model order."""
-    err = _errors()
     columns = [str(c) for c in columns]
     if schema.names is None:
         feats = [c for c in columns if c not in exclude]
@@ -517,7 +498,6 @@ def _read_table(path, schema, exclude, what, log):
     """
     import pandas as pd
     from pandas.api.types import is_numeric_dtype
-    err = _errors()
     kind = _table_kind(path)
     exclude = [c for c in exclude if c is not None]
     text_cols = set()
@@ -580,7 +560,7 @@ def _to_numeric(series, col, path):
         return pd.to_numeric(series, errors="raise").astype("float64")
     except (TypeError, ValueError):
         bad = next((v for v in series if _is_text(v)), series.iloc[0])
-        raise _errors().DataValidationError(
+        raise err.DataValidationError(
             f"Column {col!r} of {path!r} holds non-numeric values (e.g. {bad!r}), but "
             "the model treats it as numeric.") from None
 
@@ -630,7 +610,7 @@ def _to_categorical(series, categories, col, path, schema, log):
                f"among the model's categories, e.g. {unseen[:5]}; known: "
                f"{list(categories)[:10]}{' ...' if len(categories) > 10 else ''}")
         if not schema.unseen_ok:
-            raise _errors().DataValidationError(msg + "; XGBoost refuses such values.")
+            raise err.DataValidationError(msg + "; XGBoost refuses such values.")
         log.warn(msg + "; they are treated as missing, as the model does.")
     mapped = values.map(mapping)
     return pd.Series(pd.Categorical(mapped, categories=categories), index=series.index,
@@ -647,7 +627,6 @@ def _split(df, feats, target, weight, path, positional):
     import numpy as np
     import pandas as pd
     from pandas.api.types import is_numeric_dtype
-    err = _errors()
     columns = list(df.columns)
     for col, flag in ((target, "--target"), (weight, "--weight")):
         if col is not None and col not in columns:
@@ -712,7 +691,6 @@ def parse_row_ids(text, n_rows):
         In the given order.
     """
     import numpy as np
-    err = _errors()
     ids = []
     for part in text.split(","):
         part = part.strip()
@@ -746,13 +724,9 @@ def _top_influence(explainer, Xq, yq, k, kinds, quiet):
     import numpy as np
     n = len(yq)
     if type(explainer).__name__ in _RETRAINING:
-        local = explainer.get_local_influence(Xq, yq).T
-        out = {}
-        for kind in kinds:
-            key = -local if kind == "helpful" else local
-            order = np.argsort(key, axis=1, kind="stable")[:, :k]
-            out[kind] = (order.astype(np.int64), np.take_along_axis(local, order, axis=1))
-        return out
+        from .explainers._base import top_from_local
+        local = explainer.get_local_influence(Xq, yq)
+        return {kind: top_from_local(local, k, kind == "helpful") for kind in kinds}
     from tqdm.auto import tqdm
     parts = {kind: [] for kind in kinds}
     size, start = 8, 0
@@ -848,7 +822,6 @@ def _json_value(v):
 
 
 def _write_output(result, path):
-    err = _errors()
     try:
         if path.lower().endswith(".csv"):
             result.to_csv(path, index=False)

@@ -378,6 +378,32 @@ def load(name, data_dir=None, verify=True):
                    n_classes=None if classes is None else len(classes))
 
 
+def describe(name):
+    """What the manifest says of a data set, without reading its file.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_datasets`.
+
+    Returns
+    -------
+    dict
+        ``name``, ``task``, ``n_train``, ``n_test``, ``status``,
+        ``substitute`` (bool) and ``sha256``: the file's checksum, or for the
+        generated ``twitter`` the pinned checksum of its arrays. Together they
+        identify the data a result was computed on.
+    """
+    entry = _entry(name)
+    if name == "twitter":
+        n = TWITTER_RECIPE["n_samples"]
+        return {"name": name, "task": "binary", "n_train": n - n // 5, "n_test": n // 5,
+                "status": "substitute", "substitute": True, "sha256": _TWITTER_SHA256}
+    return {"name": name, "task": entry["task"], "n_train": int(entry["n_train"]),
+            "n_test": int(entry["n_test"]), "status": entry["status"],
+            "substitute": entry["status"] == "substitute", "sha256": entry["sha256"]}
+
+
 # ------------------------------------------------------- twitter stand-in --
 
 #: Recipe of the synthetic ``twitter`` stand-in (``make_classification``

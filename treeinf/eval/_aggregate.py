@@ -80,16 +80,6 @@ def curves(rows):
     return g.agg(value="mean", n="size").reset_index()
 
 
-def _checkpoint_of(measure):
-    return CHECKPOINTS["fix_mislabelled" if measure.startswith("fix_mislabelled")
-                       else measure]
-
-
-def _metric_of(measure):
-    return PRIMARY_METRIC["fix_mislabelled" if measure.startswith("fix_mislabelled")
-                          else measure]
-
-
 def dataset_ranks(rows, measure, methods=None, datasets=None):
     """Mean rank of each method per data set for one measure.
 
@@ -103,8 +93,8 @@ def dataset_ranks(rows, measure, methods=None, datasets=None):
     DataFrame indexed by data set, one column per method.
     """
     c = curves(rows)
-    c = c[(c.measure == measure) & (c.metric == _metric_of(measure))
-          & c.fraction.isin(_checkpoint_of(measure)) & (c.method != BASELINE)]
+    c = c[(c.measure == measure) & (c.metric == PRIMARY_METRIC[measure])
+          & c.fraction.isin(CHECKPOINTS[measure]) & (c.method != BASELINE)]
     if methods is not None:
         c = c[c.method.isin(methods)]
     if datasets is not None:
@@ -127,8 +117,8 @@ def relative_magnitude(rows, measure, methods=None, datasets=None):
     -------
     Series indexed by method (Random excluded).
     """
-    r = rows[(rows.measure == measure) & (rows.metric == _metric_of(measure))
-             & rows.fraction.isin(_checkpoint_of(measure))]
+    r = rows[(rows.measure == measure) & (rows.metric == PRIMARY_METRIC[measure])
+             & rows.fraction.isin(CHECKPOINTS[measure])]
     if datasets is not None:
         r = r[r.dataset.isin(datasets)]
     keys = ["dataset", "model", "row", "fraction"]

@@ -41,17 +41,21 @@ FRACTIONS = {
     "noise": tuple(float(f) for f in range(0, 55, 5)),
     "fix_mislabelled": tuple(float(f) for f in range(0, 35, 5)),
 }
-#: The fractions whose ranks are averaged (BENCHMARK.md, Aggregation).
+#: The fractions whose ranks are averaged (BENCHMARK.md, Aggregation). The
+#: fix-mislabelled ranking by self-influence is reported as the measure
+#: ``fix_mislabelled_self``.
 CHECKPOINTS = {
     "removal": (0.1, 0.5, 1.0, 1.5, 2.0),
     "targeted_edit": tuple(round(0.2 * i, 1) for i in range(1, 11)),
     "removal_set": (5.0, 10.0, 15.0, 20.0, 25.0),
     "noise": (5.0, 10.0, 15.0, 20.0, 25.0),
     "fix_mislabelled": (5.0, 10.0, 15.0, 20.0, 25.0, 30.0),
+    "fix_mislabelled_self": (5.0, 10.0, 15.0, 20.0, 25.0, 30.0),
 }
 #: The metric each measure ranks methods by; higher is better for all of them.
 PRIMARY_METRIC = {"removal": "loss", "targeted_edit": "loss", "removal_set": "loss",
-                  "noise": "loss", "fix_mislabelled": "frac_found"}
+                  "noise": "loss", "fix_mislabelled": "frac_found",
+                  "fix_mislabelled_self": "frac_found"}
 
 CLIP = 1e-5
 SEED = 1

@@ -6,6 +6,7 @@ import numpy as np
 from ..exceptions import DataValidationError
 from ._aggregate import (agreement_table, curves, rank_table, row_table,
                          runtime_table)
+from ._protocol import PRIMARY_METRIC
 from ._store import ResultStore
 
 _TITLES = {
@@ -102,8 +103,9 @@ def write_report(results, out, plots=True):
         ag.to_csv(out / "agreement.csv", index=False)
         written["agreement.csv"] = out / "agreement.csv"
         sections += ["", "## Agreement between methods", "", _markdown(ag)]
-    substitutes = sorted({r["config"]["dataset"] for r in records
-                          if r["config"]["dataset"] in ("twitter", "obesity")})
+    from .. import datasets
+    substitutes = sorted(name for name in {r["config"]["dataset"] for r in records}
+                         if datasets.describe(name)["substitute"])
     if substitutes:
         sections += ["", "Substitute data sets in these results: "
                      + ", ".join(substitutes) + " (see datasets/README.md)."]
@@ -114,12 +116,11 @@ def write_report(results, out, plots=True):
 
 def _plots(cur, ranks, out):
     from .. import plot
-    from ._aggregate import _metric_of
     written = {}
     for (measure, dataset), _ in cur.groupby(["measure", "dataset"], sort=True):
         name = f"curves_{measure}_{dataset}.png"
         fig = plot.loss_curves(cur, dataset=dataset, measure=measure,
-                               metric=_metric_of(measure))
+                               metric=PRIMARY_METRIC[measure])
         plot.save(fig, out / name)
         written[name] = out / name
     for (measure, pool), _ in ranks.groupby(["measure", "pool"], sort=True):

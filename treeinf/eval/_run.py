@@ -27,7 +27,7 @@ def _check_list(kind, values, known):
 
 def plan(datasets, models=MODELS, methods=FAST_METHODS, measures=MEASURES,
          n_test_rows=100, fractions=None, noise_with_replacement=False,
-         slow_on_all=False, data_dir=None):
+         slow_on_all=False):
     """The units of work of a benchmark run.
 
     Parameters
@@ -67,16 +67,17 @@ def plan(datasets, models=MODELS, methods=FAST_METHODS, measures=MEASURES,
     li = set(ds.list_datasets(li_only=True))
     units = []
     for dataset in datasets:
-        data_id, n_test = _data_info(ds, dataset)
+        info = ds.describe(dataset)
         rows = None
         for model in models:
             base = {"dataset": dataset, "model": model, "version": __version__,
-                    "data": data_id, "model_params": model_params(model, dataset)}
+                    "data": info["sha256"], "model_params": model_params(model, dataset)}
             usable = [m for m in methods
                       if m not in SLOW_METHODS or slow_on_all or dataset in li]
             for measure in measures:
                 if measure in ROW_MEASURES or measure == "agreement":
                     if rows is None:
+                        n_test = info["n_test"]
                         rows = test_row_order(n_test)[:min(n_test_rows, n_test)].tolist()
                 if measure == "agreement":
                     ms = [m for m in usable if "local" in capabilities(m)]
@@ -107,16 +108,6 @@ def plan(datasets, models=MODELS, methods=FAST_METHODS, measures=MEASURES,
                     else:
                         units.append(unit)
     return units
-
-
-def _data_info(ds, name):
-    """(identity of the data, number of test rows) of a data set, from the manifest."""
-    entry = ds._entry(name)
-    if entry.get("sha256"):
-        return entry["sha256"], int(entry["n_test"])
-    # generated substitutes (twitter) are identified by the generator's version
-    data = ds.load(name)
-    return f"generated-by-treeinf-{__version__}", len(data.y_test)
 
 
 def _work(cfg, data_dir):
@@ -224,7 +215,7 @@ def run(datasets, store, models=MODELS, methods=FAST_METHODS, measures=MEASURES,
         scheduler=None, data_dir=None, progress=True):
     """Plan and execute a benchmark run (see :func:`plan` and :func:`execute`)."""
     units = plan(datasets, models, methods, measures, n_test_rows, fractions,
-                 noise_with_replacement, data_dir=data_dir)
+                 noise_with_replacement)
     start = time.perf_counter()
     summary = execute(units, store, n_jobs=n_jobs, scheduler=scheduler,
                       data_dir=data_dir, progress=progress)

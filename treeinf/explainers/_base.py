@@ -15,6 +15,27 @@ from .._validation import check_k, check_sample_weight, encode_target
 from ..exceptions import DataValidationError, NotFittedError, UnsupportedModelError
 
 
+def top_from_local(local, k, largest):
+    """Top-k of each column of a dense influence matrix, as ``get_top_influence``.
+
+    Parameters
+    ----------
+    local : ndarray of shape (n_train, n_test)
+    k : int
+    largest : bool
+        True: largest values first (helpful); False: smallest first (harmful).
+        Ties go to the lower training index.
+
+    Returns
+    -------
+    indices : ndarray of shape (n_test, k), int64
+    values : ndarray of shape (n_test, k), float64
+    """
+    local = local.T
+    order = np.argsort(-local if largest else local, axis=1, kind="stable")[:, :k]
+    return order.astype(np.int64), np.take_along_axis(local, order, axis=1)
+
+
 class BaseInfluence(BaseEstimator):
     """Base class of the influence estimators (not for direct use).
 
@@ -216,10 +237,7 @@ class BaseInfluence(BaseEstimator):
         return self._local(Xe, y_enc).sum(axis=1)
 
     def _top(self, Xe, y_enc, k, largest):
-        local = self._local(Xe, y_enc).T
-        key = -local if largest else local
-        order = np.argsort(key, axis=1, kind="stable")[:, :k]
-        return order.astype(np.int64), np.take_along_axis(local, order, axis=1)
+        return top_from_local(self._local(Xe, y_enc), k, largest)
 
 
 class LabelEditMixin:

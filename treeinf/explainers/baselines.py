@@ -29,7 +29,7 @@ from .._kernels.similarity import (COSINE, DOT, EUCLIDEAN, input_similarity_kern
 from .._losses import output_loss
 from .._stats import group_by_leaf, leaf_aggregate, leaf_index, tree_major_leaves
 from ..exceptions import DataValidationError, InfluenceNotDefinedError
-from ._base import BaseInfluence
+from ._base import BaseInfluence, top_from_local
 
 __all__ = ["TreeSim", "InputSim", "Target", "Random", "Loss"]
 
@@ -142,10 +142,7 @@ class _PairwiseInfluence(BaseInfluence):
         idx = np.empty((m, k), dtype=np.int64)
         val = np.empty((m, k))
         for b in self._blocks(m):
-            local = self._local(Xe[b], y[b]).T
-            order = np.argsort(-local if largest else local, axis=1, kind="stable")[:, :k]
-            idx[b] = order
-            val[b] = np.take_along_axis(local, order, axis=1)
+            idx[b], val[b] = top_from_local(self._local(Xe[b], y[b]), k, largest)
         return idx, val
 
 
