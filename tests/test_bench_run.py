@@ -142,3 +142,16 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
                         str(tmp_path / "empty"), "--out", str(tmp_path / "rep")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "no finished results" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "treeinf", "bench", "run", "--datasets",
+                        "concrete", "--n-jobs", "0", "--out", str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "n_jobs must be a non-zero integer" in r.stderr
+    assert "Traceback" not in r.stderr
+    env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s")
+    r = subprocess.run([sys.executable, "-m", "treeinf", "bench", "run", "--datasets",
+                        "concrete", "--models", "lgb", "--methods", "boostin", "--measures",
+                        "removal", "--n-test-rows", "1", "--data-dir", DATA_DIR,
+                        "--scheduler", "tcp://127.0.0.1:9", "--out", str(tmp_path),
+                        "--quiet"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "could not connect to the Dask scheduler" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -156,6 +156,10 @@ def execute(units, store, n_jobs=1, scheduler=None, data_dir=None, progress=True
         Counts: ``{'total', 'skipped', 'done', 'unsupported', 'errors'}`` and
         ``'error_messages'``.
     """
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise DataValidationError(
+            f"n_jobs must be a non-zero integer (worker processes; -1 = one per core), "
+            f"got {n_jobs!r}.")
     if not isinstance(store, ResultStore):
         store = ResultStore(store)
     pending = sorted((u for u in units if not store.has(u)), key=_sort_key)
@@ -198,7 +202,16 @@ def _results(pending, n_jobs, scheduler, data_dir, retries):
     except ImportError as exc:
         raise TreeInfError('the Dask scheduler needs dask.distributed: '
                            'pip install "treeinf[dask]"') from exc
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    if isinstance(scheduler, Client):
+        client = scheduler
+    else:
+        try:
+            client = Client(scheduler)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise TreeInfError(
+                f"could not connect to the Dask scheduler at {scheduler!r} ({exc}); "
+                "check the address (e.g. tcp://host:8786) and that `dask scheduler` "
+                "runs there, or leave out --scheduler to run locally.") from None
     try:
         futures = [client.submit(_work, cfg, data_dir, key=f"treeinf-unit-{unit_key(cfg)}",
                                  retries=retries, pure=False) for cfg in pending]
