@@ -60,10 +60,70 @@ def tree_derivatives(ens, leaves, y):
     return g, h
 
 
-def boostin_train_term(ens, leaves, y, w, variant="exact"):
-    """D (n, T): eta * w_i (g_i + v_l h_i) / (H_l + lambda) of SPEC §3."""
+def model_training_params(model, X_train, w):
+    """(eta, per-tree list of per-leaf L2) read from the model's own API.
+
+    Independent of treeinf's parse: the learning rate and L2 come from each
+    library's documented parameters, and LightGBM's per-leaf ``cat_l2`` from
+    its ``dump_model()`` (a leaf made by a categorical split of a feature
+    with more than ``max_cat_to_onehot`` categories uses lambda_l2 + cat_l2,
+    per LightGBM's parameter documentation). ``w`` are the effective training
+    weights (CatBoost scales its L2 by their mean). Leaf arrays are in the
+    library's leaf-id order (LightGBM) or None for a scalar L2.
+    """
+    name = type(model).__name__
+    if name.startswith("LGBM"):
+        p = model.get_params()
+        eta = p["learning_rate"]
+        lam = p.get("reg_lambda") or 0.0
+        cat_l2 = p.get("cat_l2", 10.0)
+        max_onehot = p.get("max_cat_to_onehot", 4)
+        dump = model.booster_.dump_model()
+        frame = getattr(X_train, "dtypes", None)
+        n_cats = {}
+        if frame is not None:
+            for j, col in enumerate(X_train.columns):
+                if str(X_train[col].dtype) == "category":
+                    n_cats[j] = int(X_train[col].dropna().nunique())
+        per_tree = []
+        for info in dump["tree_info"]:
+            out = np.full(info["num_leaves"], float(lam))
+
+            def walk(node, parent):
+                if "leaf_index" in node:
+                    if parent is not None and parent["decision_type"] == "==" and \
+                            n_cats.get(parent["split_feature"], 0) > max_onehot:
+                        out[node["leaf_index"]] = lam + cat_l2
+                    return
+                walk(node["left_child"], node)
+                walk(node["right_child"], node)
+            walk(info["tree_structure"], None)
+            per_tree.append(out)
+        return eta, per_tree
+    if name.startswith("XGB"):
+        p = model.get_params()   # XGBoost keeps its training parameters in float32
+        lam = 1.0 if p.get("reg_lambda") is None else p["reg_lambda"]
+        return float(np.float32(p["learning_rate"])), float(np.float32(lam))
+    if name.startswith("CatBoost"):
+        p = model.get_all_params()
+        return p["learning_rate"], p["l2_leaf_reg"] * float(np.mean(w))
+    if name.startswith("HistGradientBoosting"):
+        return model.learning_rate, float(model.l2_regularization)
+    if name.startswith("GradientBoosting"):
+        return model.learning_rate, 0.0
+    raise ValueError(name)
+
+
+def boostin_train_term(ens, leaves, y, w, variant="exact", eta=None, lam=None):
+    """D (n, T): eta * w_i (g_i + v_l h_i) / (H_l + lambda) of SPEC §3.
+
+    ``eta`` and ``lam`` (a scalar or a per-tree list of per-leaf arrays in
+    leaf-id order) as given by :func:`model_training_params`; the ensemble's
+    own values when None.
+    """
     g, h = tree_derivatives(ens, leaves, y)
-    eta, lam = ens.learning_rate, ens.reg_lambda
+    eta = ens.learning_rate if eta is None else eta
+    lam = ens.reg_lambda if lam is None else lam
     D = np.zeros_like(g)
     for j in range(ens.n_trees):
         for leaf in range(ens.n_leaves[j]):
@@ -73,16 +133,18 @@ def boostin_train_term(ens, leaves, y, w, variant="exact"):
             H = np.sum(w[rows] * h[rows, j])
             phi = ens.leaf_value[ens.leaf_offset[j] + leaf]
             v = phi / eta if variant == "exact" else phi
-            if H + lam > 0:
-                D[rows, j] = eta * w[rows] * (g[rows, j] + v * h[rows, j]) / (H + lam)
+            lam_l = lam if np.isscalar(lam) else lam[j][np.sort(
+                ens.leaf_library_id[ens.leaf_offset[j]:ens.leaf_offset[j + 1]])[leaf]]
+            if H + lam_l > 0:
+                D[rows, j] = eta * w[rows] * (g[rows, j] + v * h[rows, j]) / (H + lam_l)
     return D, g
 
 
-def boostin(ens, X_train, y_train, w, X_test, y_test, variant="exact"):
+def boostin(ens, X_train, y_train, w, X_test, y_test, variant="exact", eta=None, lam=None):
     """Dense BoostIn matrix (n_train, n_test) from SPEC §3."""
     Ltr = ens.apply(X_train).reshape(len(y_train), -1)
     Lte = ens.apply(X_test).reshape(len(y_test), -1)
-    D, _ = boostin_train_term(ens, Ltr, y_train, w, variant)
+    D, _ = boostin_train_term(ens, Ltr, y_train, w, variant, eta, lam)
     G, _ = tree_derivatives(ens, Lte, y_test)
     out = np.zeros((len(y_train), len(y_test)))
     for j in range(ens.n_trees):
@@ -91,9 +153,9 @@ def boostin(ens, X_train, y_train, w, X_test, y_test, variant="exact"):
     return out
 
 
-def boostin_self(ens, X_train, y_train, w, variant="exact"):
+def boostin_self(ens, X_train, y_train, w, variant="exact", eta=None, lam=None):
     Ltr = ens.apply(X_train).reshape(len(y_train), -1)
-    D, g = boostin_train_term(ens, Ltr, y_train, w, variant)
+    D, g = boostin_train_term(ens, Ltr, y_train, w, variant, eta, lam)
     return np.sum(D * g, axis=1)
 
 

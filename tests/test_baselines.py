@@ -79,7 +79,8 @@ def test_treesim_empty_leaves():
     model, Xtr, ytr, w, Xte, yte = _model("lightgbm", "binary")
     for kernel in ("lpw", "low"):
         for similarity in ("dot", "cosine", "euclidean"):
-            exp = TreeSim(kernel=kernel, similarity=similarity).fit(model, Xtr[:25], ytr[:25])
+            exp = TreeSim(kernel=kernel, similarity=similarity).fit(model, Xtr[:25], ytr[:25],
+                                                                    check_data=False)
             ens = exp.ensemble_
             got = exp.get_local_influence(Xte, yte)
             assert np.all(np.isfinite(got))
@@ -96,7 +97,8 @@ def test_sign_convention_classification():
     model, Xtr, ytr, w, Xte, yte = _model("lightgbm", "multiclass")
     exp = TreeSim(kernel="lp_").fit(model, Xtr, ytr)
     got = exp.get_local_influence(Xte, yte)
-    shared = TreeSim(kernel="lp_").fit(model, Xtr, np.zeros_like(ytr)).get_local_influence(
+    shared = TreeSim(kernel="lp_").fit(model, Xtr, np.zeros_like(ytr),
+                                      check_data=False).get_local_influence(
         Xte, np.zeros_like(yte))  # one label everywhere: s = +1, the plain count
     assert np.all(shared >= 0) and shared.max() > 0
     same = ytr[:, None] == yte[None, :]
@@ -111,7 +113,7 @@ def test_sign_convention_regression_with_ties():
     rows = np.flatnonzero(np.abs(base.get_local_influence(Xte[:1], yte[:1])[:, 0]) > 0)[:3]
     ytr2 = ytr.astype(float).copy()
     ytr2[rows] = [p[0], np.nextafter(p[0], -np.inf), np.nextafter(p[0], np.inf)]
-    exp = TreeSim(kernel="lp_").fit(model, Xtr, ytr2)
+    exp = TreeSim(kernel="lp_").fit(model, Xtr, ytr2, check_data=False)
     below = np.nextafter(p, -np.inf)
     # y_e == p_e (above): rows with y_i >= p are +, the row just below is -
     np.testing.assert_array_equal(
@@ -136,7 +138,7 @@ def test_treesim_regression_global_with_ties(family):
     Xq = np.vstack([Xtr, Xtr[:10]])  # repeated test rows: repeated predictions
     yq = np.r_[y2, p[:10]]
     for similarity in ("dot", "cosine"):
-        exp = TreeSim(similarity=similarity).fit(model, Xtr, y2)
+        exp = TreeSim(similarity=similarity).fit(model, Xtr, y2, check_data=False)
         local = exp.get_local_influence(Xq, yq)
         _close(exp.get_global_influence(Xq, yq), local.sum(axis=1), rtol=1e-9)
         ref = naive.treesim(ens, Xtr, y2, Xq, yq, "lpw", similarity, 1e-8)
@@ -268,14 +270,15 @@ def test_random_batching_order_and_duplicates(cls):
     # duplicated training rows get different values; copies keep their order
     Xd = np.vstack([Xtr, Xtr[:2]])
     yd = np.r_[ytr, ytr[:2]]
-    d = cls(random_state=11).fit(model, Xd, yd).get_local_influence(Xte, yte)
+    d = cls(random_state=11).fit(model, Xd, yd, check_data=False).get_local_influence(Xte, yte)
     np.testing.assert_array_equal(d[:len(ytr)], full)
     assert not np.array_equal(d[len(ytr):], full[:2])
     # permuted so that the second copies come first: they now are the first
     # occurrences and take the first copies' values (copies are interchangeable)
     n = len(ytr)
     perm = np.r_[n, n + 1, np.arange(n)]
-    dp = cls(random_state=11).fit(model, Xd[perm], yd[perm]).get_local_influence(Xte, yte)
+    dp = cls(random_state=11).fit(model, Xd[perm], yd[perm],
+                                check_data=False).get_local_influence(Xte, yte)
     expected = d[perm].copy()
     expected[[0, 1, 2, 3]] = d[[0, 1, n, n + 1]]
     np.testing.assert_array_equal(dp, expected)
@@ -310,7 +313,8 @@ def test_loss_defines_only_self_influence():
     # weights do not enter: the row's own (unweighted) loss
     model_w, Xw, yw, ww, _, _ = _model("lightgbm", "binary", weights=True)
     a = Loss().fit(model_w, Xw, yw, sample_weight=ww).get_self_influence()
-    np.testing.assert_array_equal(a, Loss().fit(model_w, Xw, yw).get_self_influence())
+    np.testing.assert_array_equal(a, Loss().fit(model_w, Xw, yw,
+                                                 check_data=False).get_self_influence())
 
 
 # --------------------------------------------------------------- invariants

@@ -24,13 +24,15 @@ def test_matches_naive(family, task, variant):
     ens = exp.ensemble_
     got = exp.get_local_influence(Xte, yte)
     assert got.shape == (len(ytr), len(yte)) and got.dtype == np.float64
-    cw = ens.params.get("class_weight")
+    cw = ens.class_weight
     w_eff = w if cw is None or task == "regression" else w * np.asarray(cw)[_enc_y(ens, ytr).astype(int)]
-    ref = naive.boostin(ens, Xtr, _enc_y(ens, ytr), w_eff, Xte, _enc_y(ens, yte), variant)
+    eta, lam = naive.model_training_params(model, Xtr, w_eff)
+    ref = naive.boostin(ens, Xtr, _enc_y(ens, ytr), w_eff, Xte, _enc_y(ens, yte), variant,
+                        eta=eta, lam=lam)
     scale = np.abs(ref).max()
     assert scale > 0
     np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-10 * scale)
-    self_ref = naive.boostin_self(ens, Xtr, _enc_y(ens, ytr), w_eff, variant)
+    self_ref = naive.boostin_self(ens, Xtr, _enc_y(ens, ytr), w_eff, variant, eta=eta, lam=lam)
     np.testing.assert_allclose(exp.get_self_influence(), self_ref, rtol=1e-10,
                                atol=1e-10 * np.abs(self_ref).max())
 

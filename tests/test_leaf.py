@@ -42,7 +42,7 @@ def _setup(estimator, family, task, **kw):
     exp = estimator.set_params(atol=ATOL.get(family, 1e-5)).fit(model, Xtr, ytr, sample_weight=w)
     ens = exp.ensemble_
     enc = lambda v: encode_target(ens, v, len(v))  # noqa: E731
-    cw = ens.params.get("class_weight")
+    cw = ens.class_weight
     w_eff = w if cw is None or task == "regression" else w * np.asarray(cw)[enc(ytr).astype(int)]
     leaves = exp._leaves_T.T.astype(np.int64)
     Lte = ens.apply(Xte).reshape(len(yte), -1)
@@ -62,6 +62,9 @@ def _topk_update(leaves, ens, i, k):
     def update(j, delta_c, change):
         n_l = ens.n_leaves[j]
         score = np.bincount(leaves[:, j], weights=np.abs(delta_c), minlength=n_l)
+        # documented tie rule: sums that are rounding noise count as 0, and
+        # ties go to the lower leaf index
+        score[score <= 1e-10 * max(score.max(), 1e-300)] = 0.0
         chosen = np.argsort(-score, kind="stable")[:k]
         follow = np.isin(leaves[:, j], chosen)
         follow[i] = True
@@ -86,6 +89,52 @@ def test_leafrefit_equals_bruteforce(family, task):
         w_i[i] = 0.0
         ref = _refit_loss(exp, ens, y, w, leaves, Lte, F_te, yte, w=w_i)
         np.testing.assert_allclose(got[i], ref, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("family,task,update_set",
+                         [(f, t, 0) for f, t in CASES if t != "multiclass"]
+                         + [(f, "regression", 2) for f, t in CASES if t == "regression"])
+def test_leafrefit_update_sets_equal_bruteforce(family, task, update_set):
+    """LeafRefit with SinglePoint / TopKLeaves update sets = the fixed-structure
+    refit in which only those rows' margins follow the leaf changes."""
+    exp, ens, Xtr, y, w, Xte, yte, leaves, Lte, F_te = _setup(
+        LeafRefit(update_set=update_set), family, task)
+    labels = ens.classes[yte.astype(int)] if ens.classes is not None else yte
+    got = exp.get_local_influence(Xte, labels)
+    for i in range(0, len(y), 7):
+        w_i = w.copy()
+        w_i[i] = 0.0
+        update = _single_update(i) if update_set == 0 else _topk_update(leaves, ens, i,
+                                                                          update_set)
+        ref = _refit_loss(exp, ens, y, w, leaves, Lte, F_te, yte, w=w_i, update=update)
+        np.testing.assert_allclose(got[i], ref, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("update_set", [0])
+@pytest.mark.parametrize("family,task", [c for c in CASES if c[1] == "regression"])
+def test_leafinfluence_label_edit_update_sets(family, task, update_set):
+    """LeafInfluence label-edit with SinglePoint / TopKLeaves: the derivative of
+    the refit (with the same update set) as the row's weight moves to the
+    new label."""
+    exp, ens, Xtr, y, w, Xte, yte, leaves, Lte, F_te = _setup(
+        LeafInfluence(update_set=update_set), family, task)
+    target = 1.5 * yte
+    got = exp.get_label_edit_influence(Xte, yte, target)
+    eps = 1e-6
+    scale = max(np.abs(got).max(), 1e-12)
+    for e in range(0, len(yte), 5):
+        for i in range(0, len(y), 11):
+            update = (_single_update(i) if update_set == 0
+                      else _topk_update(leaves, ens, i, update_set))
+            w_i = w.copy()
+            w_i[i] *= 1 - eps
+            fd = _refit_loss(exp, ens, y, w, leaves, Lte[e:e + 1], F_te[e:e + 1],
+                             yte[e:e + 1], w=w_i, update=update,
+                             extra={"row": (i, target[e], w[i] * eps)})[0] / eps
+            if update_set == 0:
+                np.testing.assert_allclose(got[i, e], fd, rtol=1e-4, atol=1e-4 * scale)
+            else:  # TopKLeaves is not a refit derivative (see above): same sign, size
+                assert abs(got[i, e] - fd) <= 0.5 * abs(fd) + 1e-3 * scale
 
 
 @pytest.mark.parametrize("update_set", [-1, 0, 2])
@@ -145,9 +194,9 @@ def test_label_edit(family, task):
     model = exact_model(family, task)[0]
     refit_le = exp.get_label_edit_influence(Xte, labels, t_labels)
     li_le = LeafInfluence(**kw).fit(model, Xtr, to_label(y), sample_weight=w if
-                                     ens.params.get("class_weight") is None else None
+                                     ens.class_weight is None else None
                                      ).get_label_edit_influence(Xte, labels, t_labels) \
-        if ens.params.get("class_weight") is None else None
+        if ens.class_weight is None else None
     eps = 1e-6
     for e in range(0, len(yte), 5):
         for i in range(0, len(y), 11):
@@ -168,7 +217,7 @@ def test_label_edit(family, task):
                                        atol=1e-4 * max(np.abs(li_le).max(), 1e-12))
     # BoostIn: D_LE = eta w (g+vh)/(H+lam) - eta w (g*+vh*)/(H-h+h*+lam) with h* = h
     b = BoostIn().fit(model, Xtr, to_label(y), sample_weight=w if
-                      ens.params.get("class_weight") is None else None)
+                      ens.class_weight is None else None)
     got = b.get_label_edit_influence(Xte, labels, t_labels)
     w_b = b._w
     g, h = naive.tree_derivatives(ens, leaves, y)
@@ -179,11 +228,11 @@ def test_label_edit(family, task):
         for j in range(ens.n_trees):
             rows = leaves[:, j] == Lte[e, j]
             H = np.sum(w_b[rows] * h[rows, j])
-            lam = ens.reg_lambda * (np.mean(w_b) if ens.params.get("l2_scaled_by_mean_weight") else 1.0)
+            lam = ens.reg_lambda * (np.mean(w_b) if ens.l2_weight_scaling == "mean_weight" else 1.0)
             v = ens.leaf_value[ens.leaf_offset[j] + Lte[e, j]] / ens.learning_rate
-            first = ens.learning_rate * w_b[rows] * (g[rows, j] + v * h[rows, j]) / (H + ens.reg_lambda)
+            first = ens.learning_rate * w_b[rows] * (g[rows, j] + v * h[rows, j]) / (H + lam)
             second = ens.learning_rate * w_b[rows] * (g_new[rows, j] + v * h[rows, j]) / (
-                H - w_b[rows] * h[rows, j] + w_b[rows] * h[rows, j] + ens.reg_lambda)
+                H - w_b[rows] * h[rows, j] + w_b[rows] * h[rows, j] + lam)
             ref[rows] += G_te[e, j] * (first - second)
         np.testing.assert_allclose(got[:, e], ref, rtol=1e-9, atol=1e-12 * max(1, np.abs(ref).max()))
         same = y == target[e]

@@ -354,14 +354,14 @@ def newton_model(task, grow="SymmetricTree", **kw):
 def test_leaf_values_are_newton_steps(task, grow, kw):
     model, X, y, w = newton_model(task, grow, **kw)
     ens = treeinf.parse_model(model, X)
-    assert ens.params["exact_leaves"] is True
+    assert ens.exact_leaves is True
     assert ens.reg_alpha == 0.0 and ens.hessian_factor == 1.0
     # CatBoost keeps labels and weights in float32, multiplies the weights by
     # the class weights (in float32) and scales l2_leaf_reg by the mean weight
-    cw = ens.params["class_weight"]
+    cw = ens.class_weight
     wt = f32(w) if cw is None else f32(f32(w) * f32(cw)[y])
     lam = ens.reg_lambda * wt.mean()
-    assert ens.params["l2_scaled_by_mean_weight"]
+    assert ens.l2_weight_scaling == "mean_weight"
     assert recompute_leaves(ens, X, f32(y), wt, lam) < 1e-9
     # the unscaled lambda is measurably wrong with non-unit weights
     assert recompute_leaves(ens, X, f32(y), wt, ens.reg_lambda) > 1e-3
@@ -386,12 +386,12 @@ def test_multiclass_leaves_are_full_hessian_newton_steps():
     model, X, y, w = newton_model("multiclass", class_weights=[1.0, 0.5, 2.0])
     ens = treeinf.parse_model(model, X)
     np.testing.assert_array_equal(ens.base_margin, [0.0, 0.0, 0.0])
-    wt = f32(f32(w) * f32(ens.params["class_weight"])[y])
+    wt = f32(f32(w) * f32(ens.class_weight)[y])
     lam = ens.reg_lambda * wt.mean()
     assert ens.params["multiclass_newton"] == "full_hessian"
     assert recompute_leaves(ens, X, y, wt, lam, multiclass_full=True) < 1e-5
     # no diagonal factor reproduces them: the flag tells fixed-structure methods
-    assert ens.params["exact_leaves"] is False
+    assert ens.exact_leaves is False
     assert recompute_leaves(ens, X, y, wt, lam) > 1e-2
 
 
@@ -407,7 +407,7 @@ def test_scale_and_bias_folded():
         ens = check_parity(model, X, X)
         np.testing.assert_allclose(ens.base_margin, bias)
         np.testing.assert_allclose(ens.leaf_value, 0.7 * plain.leaf_value)
-        assert ens.params["scale"] == 0.7 and ens.params["exact_leaves"] is False
+        assert ens.params["scale"] == 0.7 and ens.exact_leaves is False
 
 
 def test_early_stopping_uses_best_model_trees():
@@ -427,16 +427,16 @@ def test_params_recorded():
     ens = treeinf.parse_model(model, X)
     p = ens.params
     cw = np.asarray(model.get_all_params()["class_weights"])
-    np.testing.assert_allclose(p["class_weight"], cw)
+    np.testing.assert_allclose(ens.class_weight, cw)
     assert p["loss_function"] == "Logloss" and p["leaf_estimation_method"] == "Newton"
     assert p["leaf_estimation_iterations"] == 1 and p["boosting_type"] == "Plain"
-    assert p["bootstrap_type"] == "MVS" and p["exact_leaves"] is False
+    assert p["bootstrap_type"] == "MVS" and ens.exact_leaves is False
     assert ens.learning_rate == pytest.approx(model.get_all_params()["learning_rate"], rel=1e-6)
     assert ens.reg_lambda == 3.0 and ens.kind == "boosting"
     np.testing.assert_array_equal(ens.classes, [0, 1])
     model = cb.CatBoostClassifier(iterations=3, depth=2, **NEWTON, **BASE).fit(X, y)
-    p = treeinf.parse_model(model, X).params
-    assert p["class_weight"] is None and p["exact_leaves"] is True
+    ens = treeinf.parse_model(model, X)
+    assert ens.class_weight is None and ens.exact_leaves is True
 
 
 def test_string_class_labels_order():

@@ -500,7 +500,7 @@ def recompute_leaves(ens, X, y, sample_weight=None, hessian_factor=None, leaf_la
         Y = labels.astype(float)[:, None]
     else:
         Y = np.eye(K)[labels.astype(int)]
-    cw = ens.params["class_weight"]
+    cw = ens.class_weight
     if cw is not None:
         w = w * cw[labels.astype(int)]
     lam = (np.full(ens.leaf_value.shape, ens.reg_lambda) if leaf_lambda is None
@@ -552,7 +552,7 @@ def test_newton_leaves_and_base_margin(task, weighted):
     M = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
     model = M(**NEWTON).fit(X, y, sample_weight=w)
     ens = treeinf.parse_model(model, X)
-    assert ens.params["exact_leaves"] and ens.params["base_margin_exact"]
+    assert ens.exact_leaves and ens.params["base_margin_exact"]
     assert np.all(ens.params["init_score_folded"])
     # the init score LightGBM folded into tree 0, recovered exactly
     np.testing.assert_allclose(ens.base_margin, _true_init(task, y, w), rtol=1e-7, atol=1e-7)
@@ -580,8 +580,8 @@ def test_newton_leaves_with_settings(task, setting):
     M = lgb.LGBMRegressor if task == "regression" else lgb.LGBMClassifier
     model = M(**{**NEWTON, **setting}).fit(X, y, sample_weight=w)
     ens = treeinf.parse_model(model, X)
-    assert ens.params["exact_leaves"] and ens.params["base_margin_exact"]
-    cw = ens.params["class_weight"]
+    assert ens.exact_leaves and ens.params["base_margin_exact"]
+    cw = ens.class_weight
     if "scale_pos_weight" in setting:
         assert cw[1] / cw[0] == pytest.approx(setting["scale_pos_weight"] * (
             setting.get("class_weight", {1: 1.0})[1] / setting.get("class_weight", {0: 1.0})[0]))
@@ -603,14 +603,15 @@ def test_newton_leaves_categorical_per_leaf_lambda(task):
                   min_data_per_group=3).fit(X, y)
         ens = treeinf.parse_model(model, X)
         assert np.sum(ens.node_kind == SPLIT_CAT_LEFT) > 0
-        lam = ens.params["leaf_reg_lambda"]
+        lam = ens.leaf_reg_lambda
         np.testing.assert_allclose(ens.base_margin, _true_init(task, y, None), rtol=1e-7, atol=1e-7)
         assert_leaves_match(ens, recompute_leaves(ens, X, y, leaf_lambda=lam))
+        # the per-leaf lambda reproduces every leaf: the model stays exact
+        assert ens.exact_leaves
         if cat_l2 == 0.0:
-            assert ens.params["exact_leaves"]
             assert_leaves_match(ens, recompute_leaves(ens, X, y))
         else:
-            assert np.any(lam != ens.reg_lambda) and not ens.params["exact_leaves"]
+            assert np.any(lam != ens.reg_lambda)
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -635,13 +636,13 @@ def test_bagging_flags_inexact_base_margin():
     X, y = make_data("regression", n=300, n_num=4, seed=65)
     model = lgb.LGBMRegressor(**NEWTON, subsample=0.5, subsample_freq=1).fit(X, y)
     ens = assert_parity(model, X)
-    assert not ens.params["exact_leaves"] and not ens.params["base_margin_exact"]
+    assert not ens.exact_leaves and not ens.params["base_margin_exact"]
     assert ens.params["subsample"] == 0.5
     model = lgb.LGBMRegressor(**{**NEWTON, "learning_rate": 0.3},
                               data_sample_strategy="goss").fit(X, y)
     ens = assert_parity(model, X)
     # GOSS samples from iteration int(1/0.3) = 3 on; tree 0 saw every row
-    assert not ens.params["exact_leaves"] and ens.params["base_margin_exact"]
+    assert not ens.exact_leaves and ens.params["base_margin_exact"]
 
 
 # ------------------------------------------------------------- refusals

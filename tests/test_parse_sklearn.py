@@ -166,8 +166,8 @@ def check_parity(model, X_train, X_test):
                                        rtol=1e-12, atol=1e-12)
         else:
             np.testing.assert_array_equal(ids, _library_leaves(model, X))
-    assert ens.params["link"] in ("identity", "sigmoid", "softmax")
-    assert "class_weight" in ens.params
+    assert ens.link in ("identity", "sigmoid", "softmax")
+    assert ens.class_weight is None or ens.class_weight.ndim == 1
     return ens
 
 
@@ -201,18 +201,18 @@ def test_parity_numeric(family, task, draw):
     if family in ("rf", "et"):
         assert ens.kind == "forest" and ens.learning_rate == 1.0
         assert ens.params["bootstrap"] == model.bootstrap
-        assert ens.params["link"] == "identity"
+        assert ens.link == "identity"
         np.testing.assert_array_equal(ens.base_margin, np.zeros(K))
         if task != "regression":
             cw = model.class_weight
             expected = None if cw is None else [cw.get(c, 1.0) for c in model.classes_]
             if expected is None:
-                assert ens.params["class_weight"] is None
+                assert ens.class_weight is None
             else:
-                np.testing.assert_allclose(ens.params["class_weight"], expected)
+                np.testing.assert_allclose(ens.class_weight, expected)
     else:
         assert ens.kind == "boosting"
-        assert ens.params["link"] == {"regression": "identity", "binary": "sigmoid",
+        assert ens.link == {"regression": "identity", "binary": "sigmoid",
                                       "multiclass": "softmax"}[task]
 
 
@@ -292,7 +292,10 @@ def test_gb_early_stopping_and_multiclass_layout():
     assert model.n_estimators_ < 60
     ens = check_parity(model, X, X)
     assert ens.n_rounds == model.n_estimators_
-    assert ens.params["train_subset"] and not ens.params["exact_leaves"]
+    # trained on a reproducible split of X: exact, the held-out rows are known
+    assert ens.train_split is not None and ens.exact_leaves
+    rep = treeinf.BoostIn().fit(model, X, y).fidelity_
+    assert rep["passed"] and rep["exact"] and rep["held_out_rows"] == 90
     # tree (t, c) is estimators_[t, c]: leaf values are tree_.value * eta
     t, c = 1, 2
     j = t * 3 + c
@@ -312,7 +315,9 @@ def test_hgb_early_stopping_uses_n_iter():
     assert model.n_iter_ < 80
     ens = check_parity(model, X, X)
     assert ens.n_rounds == model.n_iter_
-    assert ens.params["train_subset"] and not ens.params["exact_leaves"]
+    assert ens.train_split is not None and ens.exact_leaves
+    rep = treeinf.BoostIn().fit(model, X, y).fidelity_
+    assert rep["passed"] and rep["exact"] and rep["held_out_rows"] == 120
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -355,7 +360,7 @@ def _recompute_leaves(ens, X, y, w, factor, float32_grad=False):
     else:
         idx = np.searchsorted(ens.classes, y)
         Y = (idx[:, None] == np.arange(K)).astype(float) if K > 1 else idx[:, None] * 1.0
-        cw = ens.params["class_weight"]
+        cw = ens.class_weight
         ww = w * (cw[idx] if cw is not None else 1.0)
     F = np.tile(ens.base_margin, (n, 1))
     worst = 0.0
@@ -396,7 +401,7 @@ def test_gb_leaves_are_newton_steps(task):
     model = cls(n_estimators=6, learning_rate=0.4, max_depth=3, random_state=0)
     model.fit(X, y, sample_weight=w)
     ens = treeinf.parse_model(model, X)
-    assert ens.params["exact_leaves"] and ens.reg_lambda == 0.0
+    assert ens.exact_leaves and ens.reg_lambda == 0.0
     K = ens.n_outputs
     f = K / (K - 1.0) if K > 1 else 1.0
     assert ens.hessian_factor == f
@@ -416,10 +421,10 @@ def test_hgb_leaves_are_newton_steps(task):
                 l2_regularization=2.0, early_stopping=False, random_state=0, **kw)
     model.fit(X, y, sample_weight=w)
     ens = treeinf.parse_model(model, X)
-    assert ens.params["exact_leaves"] and ens.reg_lambda == 2.0
+    assert ens.exact_leaves and ens.reg_lambda == 2.0
     assert ens.hessian_factor == 1.0
     if task != "regression":
-        np.testing.assert_allclose(ens.params["class_weight"],
+        np.testing.assert_allclose(ens.class_weight,
                                    [2.5, 1.0] if task == "binary" else [2.5, 1.0, 0.5])
     assert _recompute_leaves(ens, X, y, w, 1.0, float32_grad=True) < 1e-9
     if ens.n_outputs > 1:

@@ -151,9 +151,9 @@ def test_parity_sklearn(task, data):
             np.testing.assert_array_equal(ens.classes, model.classes_)
         spw = kw.get("scale_pos_weight")
         if spw is not None:
-            np.testing.assert_array_equal(ens.params["class_weight"], [1.0, spw])
+            np.testing.assert_array_equal(ens.class_weight, [1.0, spw])
         else:
-            assert ens.params["class_weight"] is None
+            assert ens.class_weight is None
         # the raw Booster of the same model parses to the same ensemble
         booster = model.get_booster()
         ens_b = assert_parity(booster, Xf, Xh)
@@ -256,7 +256,7 @@ def test_parallel_trees_and_random_forest():
         assert ens.n_rounds == 4 and set(ens.tree_round) == {0}
         assert ens.params["num_parallel_tree"] == 4
         np.testing.assert_allclose(ens.learning_rate, 1.0 / 4)
-        assert ens.params["exact_leaves"] is False  # XGBRF subsamples rows
+        assert ens.exact_leaves is False  # XGBRF subsamples rows
 
 
 # ------------------------------------------------------- missing values etc.
@@ -406,7 +406,7 @@ def _recompute_leaves(ens, X, y, w, hessian_factor):
     leaves = ens.apply_encoded(ens.encode(X))
     n, K = len(y), ens.n_outputs
     w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
-    cw = ens.params["class_weight"]
+    cw = ens.class_weight
     if cw is not None:
         w = w * cw[y.astype(int)]
     w32, y32 = w.astype(np.float32), y.astype(np.float32)
@@ -463,7 +463,7 @@ def test_recomputed_leaves(task, extra):
     ens = treeinf.parse_model(m, X)
     # XGBoost 3.2 clips no leaf by default (max_delta_step 0 for these objectives)
     assert ens.params["max_delta_step"] == 0.0
-    assert ens.params["exact_leaves"] is True
+    assert ens.exact_leaves is True
     err, err_h = _recompute_leaves(ens, X, y.astype(np.float64), w, ens.hessian_factor)
     # agreement at float32 level (XGBoost's gradients are float32)
     assert err < 1e-5, err
@@ -492,7 +492,7 @@ def test_other_entry_points():
     m.fit(X, (y > np.median(y)).astype(int))
     ens = assert_parity(m, X)
     assert ens.objective == "binary" and ens.classes is None
-    assert ens.params["max_delta_step"] == 0.5 and ens.params["exact_leaves"] is False
+    assert ens.params["max_delta_step"] == 0.5 and ens.exact_leaves is False
     ens_p = assert_parity(pickle.loads(pickle.dumps(m)), X)
     assert ens_p.reg_lambda == 4.0
     # a model file keeps the trees but not the training parameters

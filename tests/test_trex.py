@@ -162,8 +162,8 @@ def test_fidelity_is_correlation_with_library_output(family, task):
     else:
         out = model.predict_proba(Xtr)
     expected = np.corrcoef(surrogate.ravel(), out.ravel())[0, 1]
-    assert np.isclose(exp.fidelity_, expected, rtol=1e-6)
-    assert exp.fidelity_ > 0.5
+    assert np.isclose(exp.surrogate_fidelity_, expected, rtol=1e-6)
+    assert exp.surrogate_fidelity_ > 0.5
 
 
 @pytest.mark.parametrize("family,task", MODELS)

@@ -127,7 +127,7 @@ def output_loss(objective, margin, y, link=None):
     y : ndarray of shape (n,)
         Targets (class indices for classification).
     link : {None, 'identity', 'sigmoid', 'softmax'}, default=None
-        The model's link (``FlatEnsemble.params.get('link')``). None means the
+        The model's link (``FlatEnsemble.link``). None means the
         objective's natural link (identity, sigmoid, softmax). 'identity' for a
         classifier (scikit-learn forests) means ``margin`` already holds
         probabilities: P(class 1) for binary, one column per class otherwise.

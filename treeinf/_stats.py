@@ -12,6 +12,28 @@ from ._losses import OBJECTIVE_CODES
 _EMPTY = np.empty((0, 0))
 
 
+def effective_l2(ens, w):
+    """The L2 term of every leaf's Newton step, as the model used it.
+
+    Parameters
+    ----------
+    ens : FlatEnsemble
+    w : ndarray of shape (n_train,)
+        Training weights (sample weight times class weight) of the rows
+        passed to ``fit``.
+
+    Returns
+    -------
+    ndarray of shape (n_leaves_total,), float64
+        ``ens.leaf_reg_lambda``, times the mean training weight when the
+        library scales its L2 by it (CatBoost).
+    """
+    lam = ens.leaf_reg_lambda
+    if ens.l2_weight_scaling == "mean_weight":
+        lam = lam * float(np.mean(w))
+    return np.ascontiguousarray(lam, dtype=np.float64)
+
+
 def round_derivatives(ens, leaves, y, hessian=True, third=False):
     """Loss derivatives of each row at the margin before each tree's round.
 

@@ -83,3 +83,12 @@ class VersionMismatchError(PersistenceError):
 
 class ModelMismatchError(PersistenceError):
     """The model passed to ``treeinf.load`` is not the one the explainer was fitted on."""
+
+
+class TrainingDataMismatchError(DataValidationError):
+    """The data passed to ``fit`` is not the data the model was trained on.
+
+    Raised when leaf values recomputed from ``(X, y, sample_weight)`` with the
+    model's training rule disagree with the model's own leaves. The message
+    names the first disagreeing leaf and the likely causes.
+    """

@@ -101,3 +101,68 @@ def leaf_aggregate_kernel(leaves, values, leaf_offset, out):
         off = leaf_offset[j]
         for e in range(m):
             out[off + leaves[e, j]] += values[e, j]
+
+
+#: statistics per leaf gathered by ``newton_sums_kernel``
+NS_G, NS_H, NS_SCALE, NS_WEIGHT, NS_Y, NS_COUNT = 0, 1, 2, 3, 4, 5
+N_NEWTON_SUMS = 6
+
+
+@pnjit
+def newton_sums_kernel(leaves, tree_round, tree_output, leaf_offset, leaf_value, base, y, w,
+                       objective, factor, accumulate, out):
+    """Per-leaf sums that recompute every leaf's Newton step, in one pass.
+
+    leaves : (n, n_trees) compact leaf indices (any integer type).
+    y, w : float64 (n,) targets (class index for classification) and weights.
+    accumulate : bool; True for boosting (derivatives at the margin before
+        each round), False for forests (every tree at the base margin).
+    out : float64 (n_chunks, n_leaves_total, N_NEWTON_SUMS), any contents.
+        Chunk c sums the rows ``c::n_chunks``, so the result does not depend
+        on the thread count. Per leaf: ``NS_G`` sum w g, ``NS_H`` sum w h,
+        ``NS_SCALE`` sum w (|g| + h (1 + |z|)) (the size of rounding errors
+        in g a library computing in float32 makes), ``NS_WEIGHT`` sum w,
+        ``NS_Y`` sum w y_c (y_c the row's target for the tree's output:
+        the target for regression, 1[class == c] otherwise), ``NS_COUNT``
+        the number of rows (with non-zero weight).
+    """
+    n = leaves.shape[0]
+    n_trees = leaves.shape[1]
+    K = base.shape[0]
+    n_chunks = out.shape[0]
+    n_leaves = out.shape[1]
+    for c in prange(n_chunks):
+        acc = out[c]
+        for L in range(n_leaves):
+            for s in range(N_NEWTON_SUMS):
+                acc[L, s] = 0.0
+        z = np.empty(K)
+        g = np.empty(K)
+        h = np.empty(K)
+        k = np.empty(K)
+        for i in range(c, n, n_chunks):
+            wi = w[i]
+            if wi == 0.0:
+                continue
+            for q in range(K):
+                z[q] = base[q]
+            j = 0
+            while j < n_trees:
+                grad_hess_row(objective, z, y[i], factor, g, h, k)
+                j_end = round_end(tree_round, j) if accumulate else j + 1
+                for jj in range(j, j_end):
+                    q = tree_output[jj]
+                    L = leaf_offset[jj] + leaves[i, jj]
+                    acc[L, NS_G] += wi * g[q]
+                    acc[L, NS_H] += wi * h[q]
+                    acc[L, NS_SCALE] += wi * (abs(g[q]) + h[q] * (1.0 + abs(z[q])))
+                    acc[L, NS_WEIGHT] += wi
+                    acc[L, NS_COUNT] += 1.0
+                    if objective == 0:
+                        acc[L, NS_Y] += wi * y[i]
+                    elif (K == 1 and y[i] == 1.0) or (K > 1 and int(y[i]) == q):
+                        acc[L, NS_Y] += wi
+                if accumulate:
+                    for jj in range(j, j_end):
+                        z[tree_output[jj]] += leaf_value[leaf_offset[jj] + leaves[i, jj]]
+                j = j_end

@@ -41,11 +41,11 @@ Leaf values and the fixed-structure Newton step (see the tests): with
 leaves are exactly ``-eta * sum(w g) / (sum(w h) + lambda)`` with
 ``lambda = l2_leaf_reg * sum(w) / n`` (CatBoost scales its L2 by the mean
 training weight, class weights included). ``reg_lambda`` is ``l2_leaf_reg``,
-exact for unit weights; ``params['l2_scaled_by_mean_weight']`` says to multiply
+exact for unit weights; ``l2_weight_scaling='mean_weight'`` says to multiply
 it by the mean row weight otherwise. MultiClass leaves are a full-hessian
 Newton step ``-eta (sum H_j + lambda I)^-1 sum g_j`` with
 ``H_j = diag(p) - p p^T``, which no diagonal factor reproduces:
-``params['exact_leaves']`` is False for them.
+``exact_leaves`` is False for them.
 """
 import json
 import os
@@ -740,7 +740,6 @@ def parse(model):
     l2 = float(tl.get("l2_leaf_reg", 3.0))
     shrink_rate = float(bo.get("model_shrink_rate", 0.0) or 0.0)
     params = {
-        "class_weight": class_weight,
         "loss_function": loss,
         "grow_policy": tl.get("grow_policy", "SymmetricTree"),
         "depth": tl.get("depth"),
@@ -755,7 +754,6 @@ def parse(model):
         "rsm": tl.get("rsm"),
         "random_strength": tl.get("random_strength"),
         "l2_leaf_reg": l2,
-        "l2_scaled_by_mean_weight": True,
         "boost_from_average": bo.get("boost_from_average"),
         "model_shrink_rate": shrink_rate,
         "model_shrink_mode": bo.get("model_shrink_mode"),
@@ -774,16 +772,24 @@ def parse(model):
         "weight_dtype": "float32",
     }
     method = params["leaf_estimation_method"]
+    reasons = []
+    if objective == "multiclass":
+        reasons.append("MultiClass leaves are a full-hessian Newton step")
     # for RMSE (h = 1) one Gradient step equals one Newton step
-    params["exact_leaves"] = bool(
-        objective != "multiclass"
-        and (method == "Newton" or (objective == "regression" and method == "Gradient"))
-        and params["leaf_estimation_iterations"] == 1
-        and params["boosting_type"] == "Plain"
-        and params["bootstrap_type"] == "No"
-        and shrink_rate == 0.0
-        and not params["posterior_sampling"] and not params["langevin"]
-        and float(scale) == 1.0)
+    if not (method == "Newton" or (objective == "regression" and method == "Gradient")):
+        reasons.append(f"leaf_estimation_method={method!r}")
+    if params["leaf_estimation_iterations"] != 1:
+        reasons.append(f"leaf_estimation_iterations={params['leaf_estimation_iterations']}")
+    if params["boosting_type"] != "Plain":
+        reasons.append(f"boosting_type={params['boosting_type']!r}")
+    if params["bootstrap_type"] != "No":
+        reasons.append(f"bootstrap_type={params['bootstrap_type']!r}")
+    if shrink_rate != 0.0:
+        reasons.append(f"model_shrink_rate={shrink_rate:g}")
+    if params["posterior_sampling"] or params["langevin"]:
+        reasons.append("posterior_sampling/langevin")
+    if float(scale) != 1.0:
+        reasons.append(f"scale_and_bias scale={float(scale):g}")
 
     # no diagonal factor reproduces MultiClass leaves (params['multiclass_newton']);
     # K/(K-1) is the closest one (max leaf error ~0.05 against ~0.15 for f=1 or 2)
@@ -791,8 +797,20 @@ def parse(model):
     meta = dict(base_margin=bias, objective=objective, kind="boosting",
                 learning_rate=float(lr), encoder=encoder, library="catboost",
                 model_name=name, reg_lambda=l2, reg_alpha=0.0, hessian_factor=K_factor,
-                classes=classes, params=params)
+                classes=classes, params=params, class_weight=class_weight,
+                # CatBoost multiplies l2_leaf_reg by the mean training weight
+                l2_weight_scaling="mean_weight", exact_leaves=not reasons,
+                exact_leaves_reasons=reasons)
     if "oblivious_trees" in J:
+        # leaf_weights: summed weight (class weights included) of every
+        # learning row in each leaf, bootstrap or not
+        stat = []
+        for t in J["oblivious_trees"]:
+            n_leaf = len(t["leaf_values"]) // K
+            lw = np.asarray(t.get("leaf_weights") or [], dtype=np.float64)
+            stat.extend([lw if lw.shape[0] == n_leaf else np.full(n_leaf, np.nan)] * K)
+        meta.update(leaf_train_stat=np.concatenate(stat), leaf_train_stat_kind="weight",
+                    leaf_train_stat_exact=True)
         return assemble_ensemble(**tree_arrays, **meta)
     return build_ensemble(trees, **meta)
 

@@ -129,8 +129,50 @@ class FlatEnsemble:
         Turns user input into the float64 matrix the kernels compare.
     classes : ndarray or None
         Class labels in output order (classification).
+    leaf_reg_lambda : float64 ndarray of shape (n_leaves_total,)
+        The L2 regulariser of each leaf's Newton step before any scaling by
+        the training weights (LightGBM adds ``cat_l2`` on many-vs-many
+        categorical splits; equal to ``reg_lambda`` elsewhere). Use
+        :func:`treeinf._stats.effective_l2` for the value the model used.
+    l2_weight_scaling : {'none', 'mean_weight'}
+        'mean_weight': the library multiplies the L2 term by the mean training
+        weight (CatBoost).
+    link : {'identity', 'sigmoid', 'softmax'}
+        What turns the margin into the prediction. 'identity' for a classifier
+        means the trees already output probabilities (scikit-learn forests).
+    class_weight : float64 ndarray of shape (n_classes,) or None
+        Weight the library multiplied into each row's weight by its class
+        (``class_weight``, ``scale_pos_weight``, CatBoost ``class_weights``).
+    exact_leaves : bool
+        Whether every leaf value is exactly the Newton step on the training
+        rows (no row subsampling, no clipping, no multi-step leaf estimation).
+    exact_leaves_reasons : tuple of str
+        Why not, when ``exact_leaves`` is False.
+    params_source : dict {'learning_rate': str, 'reg_lambda': str}
+        Where each training parameter came from: 'model' (stored in the
+        model), 'estimated' (estimated from the training data and verified
+        to reproduce every leaf) or 'user' (passed to ``fit``).
+    train_split : dict or None
+        How the library split the rows passed to ``fit`` into training and
+        validation rows (scikit-learn early stopping), or None when it trained
+        on all of them: ``{'validation_fraction', 'random_state', 'stratify',
+        'shuffle'}``; see :func:`treeinf._fidelity.training_rows`.
+    leaf_train_stat : float64 ndarray of shape (n_leaves_total,) or None
+        What the model recorded about each leaf's training rows (NaN where
+        it recorded nothing): see ``leaf_train_stat_kind``.
+    leaf_train_stat_kind : {'count', 'weight', 'hessian', ''}
+        Number of rows (HistGradientBoosting), their summed weight (CatBoost,
+        scikit-learn trees) or summed weighted hessian (LightGBM, XGBoost).
+    leaf_train_stat_exact : bool
+        Whether the statistic covers every training row (no row sampling),
+        so that the training data reproduces it leaf by leaf.
+    leaf_train_fraction : float or None
+        Expected ratio of the recorded statistic to the one of all training
+        rows when rows were sampled (bagging fraction, subsample); None when
+        unknown (GOSS, class-dependent bagging).
     params : dict
-        Library settings the methods may need to check (e.g. bootstrap).
+        Descriptive library settings, for display only (methods read the
+        typed fields above).
     """
     node_left: np.ndarray
     node_right: np.ndarray
@@ -161,6 +203,46 @@ class FlatEnsemble:
     encoder: TabularEncoder
     classes: object = None
     params: dict = field(default_factory=dict)
+    leaf_reg_lambda: object = None
+    l2_weight_scaling: str = "none"
+    link: str = ""
+    class_weight: object = None
+    exact_leaves: bool = True
+    exact_leaves_reasons: tuple = ()
+    params_source: dict = field(default_factory=dict)
+    train_split: object = None
+    leaf_train_stat: object = None
+    leaf_train_stat_kind: str = ""
+    leaf_train_stat_exact: bool = False
+    leaf_train_fraction: object = None
+
+    def __post_init__(self):
+        n_leaves = int(self.leaf_offset[-1])
+        if self.leaf_reg_lambda is None:
+            self.leaf_reg_lambda = np.full(n_leaves, float(self.reg_lambda))
+        self.leaf_reg_lambda = np.ascontiguousarray(self.leaf_reg_lambda, dtype=FLOAT)
+        if self.leaf_reg_lambda.shape != (n_leaves,):
+            raise ValueError(f"leaf_reg_lambda must have shape ({n_leaves},), "
+                             f"got {self.leaf_reg_lambda.shape}")
+        if not self.link:
+            self.link = {"regression": "identity", "binary": "sigmoid",
+                         "multiclass": "softmax"}[self.objective]
+        if self.l2_weight_scaling not in ("none", "mean_weight"):
+            raise ValueError(f"l2_weight_scaling must be 'none' or 'mean_weight', "
+                             f"got {self.l2_weight_scaling!r}")
+        if self.class_weight is not None:
+            self.class_weight = np.ascontiguousarray(self.class_weight, dtype=FLOAT)
+        self.exact_leaves = bool(self.exact_leaves)
+        self.exact_leaves_reasons = tuple(str(r) for r in self.exact_leaves_reasons)
+        if self.leaf_train_stat is not None:
+            self.leaf_train_stat = np.ascontiguousarray(self.leaf_train_stat, dtype=FLOAT)
+            if self.leaf_train_stat.shape != (n_leaves,):
+                raise ValueError(f"leaf_train_stat must have shape ({n_leaves},), "
+                                 f"got {self.leaf_train_stat.shape}")
+        self.leaf_train_stat_exact = bool(self.leaf_train_stat_exact)
+        source = {"learning_rate": "model", "reg_lambda": "model"}
+        source.update(self.params_source or {})
+        self.params_source = source
 
     # ------------------------------------------------------------------ shape
     @property
@@ -264,7 +346,7 @@ class FlatEnsemble:
 
 def build_ensemble(trees, *, base_margin, objective, kind, learning_rate,
                    encoder, library, model_name, reg_lambda=0.0, reg_alpha=0.0,
-                   hessian_factor=1.0, classes=None, params=None):
+                   hessian_factor=1.0, classes=None, params=None, **typed):
     """Concatenate parser output into a :class:`FlatEnsemble`.
 
     ``trees`` must be ordered by round, then output column, with every output
@@ -340,7 +422,7 @@ def build_ensemble(trees, *, base_margin, objective, kind, learning_rate,
         leaf_library_id=np.concatenate(leaf_ids), base_margin=base_margin,
         objective=objective, kind=kind, learning_rate=learning_rate, encoder=encoder,
         library=library, model_name=model_name, reg_lambda=reg_lambda, reg_alpha=reg_alpha,
-        hessian_factor=hessian_factor, classes=classes, params=params)
+        hessian_factor=hessian_factor, classes=classes, params=params, **typed)
 
 
 def assemble_ensemble(*, node_left, node_right, node_feature, node_threshold, node_kind,
@@ -348,10 +430,13 @@ def assemble_ensemble(*, node_left, node_right, node_feature, node_threshold, no
                       cat_bits, node_leaf, tree_root, tree_round, tree_output, leaf_offset,
                       leaf_value, leaf_library_id, base_margin, objective, kind,
                       learning_rate, encoder, library, model_name, reg_lambda=0.0,
-                      reg_alpha=0.0, hessian_factor=1.0, classes=None, params=None):
+                      reg_alpha=0.0, hessian_factor=1.0, classes=None, params=None,
+                      **typed):
     """A :class:`FlatEnsemble` from already concatenated arrays (global node
     indices, see the attributes of :class:`FlatEnsemble`), cast to the declared
-    dtypes. Trees must be ordered by round, then output column."""
+    dtypes. Trees must be ordered by round, then output column. ``typed``
+    holds the optional typed fields (``leaf_reg_lambda``, ``link``,
+    ``class_weight``, ``exact_leaves``, ...)."""
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     base_margin = np.ascontiguousarray(np.atleast_1d(base_margin), dtype=FLOAT)
@@ -383,4 +468,4 @@ def assemble_ensemble(*, node_left, node_right, node_feature, node_threshold, no
         reg_alpha=float(reg_alpha), hessian_factor=float(hessian_factor),
         library=library, model_name=model_name, encoder=encoder,
         classes=None if classes is None else np.asarray(classes),
-        params=dict(params or {}))
+        params=dict(params or {}), **typed)

@@ -570,11 +570,9 @@ def parse(model, num_iteration=None):
     max_onehot = _param(params, "max_cat_to_onehot", 4, int)
     cat_l2 = _param(params, "cat_l2", 10.0)
     many_vs_many = {j for j, n_bins in cat_cols.items() if n_bins == 0 or n_bins > max_onehot}
+    # many-vs-many categorical splits give their leaves lambda_l2 + cat_l2
+    # (FlatEnsemble.leaf_reg_lambda)
     leaf_lambda = [_leaf_lambdas(t, reg_lambda, cat_l2, many_vs_many) for t in trees]
-    if any(np.any(lam != reg_lambda) for lam in leaf_lambda):
-        not_newton.append("many-vs-many categorical splits with cat_l2 > 0: the "
-                          "leaves they create use lambda_l2 + cat_l2 (per-leaf "
-                          "values in params['leaf_reg_lambda'])")
     if is_rf:
         not_newton.append("boosting='rf' (random forest: no boosting rounds)")
 
@@ -645,7 +643,6 @@ def parse(model, num_iteration=None):
 
     best = booster.best_iteration
     out_params = {
-        "class_weight": class_weight,
         "n_iterations": n_iter,
         "n_iterations_total": booster.current_iteration(),
         "best_iteration": int(best) if best else None,
@@ -653,8 +650,6 @@ def parse(model, num_iteration=None):
         "boost_from_average": boost_from_average,
         "init_score_folded": folded,
         "base_margin_exact": bool(base_exact) and not is_rf,
-        "exact_leaves": not not_newton,
-        "exact_leaves_reasons": not_newton,
         "bagging_fraction": _param(params, "bagging_fraction", 1.0),
         "bagging_freq": _param(params, "bagging_freq", 0, int),
         "pos_bagging_fraction": _param(params, "pos_bagging_fraction", 1.0),
@@ -670,7 +665,6 @@ def parse(model, num_iteration=None):
         "max_cat_to_onehot": max_onehot,
         "max_bin": _param(params, "max_bin", 255, int),
         "scale_pos_weight": spw,
-        "leaf_reg_lambda": np.concatenate(leaf_lambda),
         "gradient_dtype": "float32",   # LightGBM rounds g, h to float (score_t)
         "weight_dtype": "float32",     # and sample weights (label_t)
     }
@@ -680,7 +674,29 @@ def parse(model, num_iteration=None):
         encoder=encoder, library=LIBRARY, model_name=name,
         reg_lambda=reg_lambda, reg_alpha=reg_alpha,
         hessian_factor=K / (K - 1.0) if objective == "multiclass" else 1.0,
-        classes=classes, params=out_params)
+        classes=classes, params=out_params, leaf_reg_lambda=np.concatenate(leaf_lambda),
+        leaf_train_stat=np.concatenate([_leaf_hessians(t, n) for t, n in zip(trees, n_leaves)]),
+        leaf_train_stat_kind="hessian", leaf_train_stat_exact=not (bagging or goss),
+        # GOSS reweights the rows it keeps so that hessian sums stay unbiased
+        leaf_train_fraction=(1.0 if goss and not bagging else
+                             _bag_fraction(params) if bagging and not goss else None),
+        class_weight=class_weight, exact_leaves=not not_newton,
+        exact_leaves_reasons=not_newton)
+
+
+def _leaf_hessians(tree, n_leaves):
+    """LightGBM's ``leaf_weight`` (summed hessian of the leaf's training rows)."""
+    values = _floats(tree.get("leaf_weight", ""))
+    return values if values.shape[0] == n_leaves else np.full(n_leaves, np.nan)
+
+
+def _bag_fraction(params):
+    """The bagging fraction, or None when it depends on the class."""
+    pos = _param(params, "pos_bagging_fraction", 1.0)
+    neg = _param(params, "neg_bagging_fraction", 1.0)
+    if pos != 1.0 or neg != 1.0:
+        return None
+    return _param(params, "bagging_fraction", 1.0)
 
 
 def reference(model, X, num_iteration=None):

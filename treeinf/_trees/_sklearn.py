@@ -86,9 +86,19 @@ preprocessor, model_name
         lookup = {}
         for i, c in enumerate(cats):
             lookup.setdefault(c, i)
+        text = bool(cats) and all(isinstance(c, str) for c in cats)
         for i, v in enumerate(values):
             if v is None or (isinstance(v, (float, np.floating)) and v != v):
                 continue
+            if bool(cats) and isinstance(v, str) != text:
+                # scikit-learn refuses this too: integer codes of a categorical
+                # column would all become "missing"
+                raise DataValidationError(
+                    f"Column {self._name(col)} holds {type(v).__name__} values (e.g. "
+                    f"{v!r}), but {self.model_name} was trained on it as a categorical "
+                    f"column with {'string' if text else 'numeric'} categories "
+                    f"{list(cats)[:6]}; pass the category values themselves (or the "
+                    "pandas categorical), not their integer codes.")
             try:
                 code = lookup.get(v)
             except TypeError:  # unhashable
@@ -240,6 +250,12 @@ def _sk_tree(tree_, value, round_, output):
         round=round_, output=output)
 
 
+def _leaf_weights(tree_):
+    """Summed training weight of each leaf (node order = compact leaf order)."""
+    leaf = np.asarray(tree_.children_left) < 0
+    return np.asarray(tree_.weighted_n_node_samples, dtype=np.float64)[leaf]
+
+
 def _tree_encoder(model, name):
     """Encoder for models built on ``sklearn.tree`` (float32 comparisons)."""
     return SklearnEncoder(model.n_features_in_, feature_names=_feature_names(model),
@@ -288,20 +304,33 @@ def _parse_gb(model, name):
     validation_split = model.n_iter_no_change is not None
     subsample = float(model.subsample)
     params = {
-        "link": link, "class_weight": None, "subsample": subsample,
+        "subsample": subsample,
         "n_estimators": int(model.n_estimators), "n_rounds_used": int(n_rounds),
         "n_iter_no_change": model.n_iter_no_change,
         "validation_fraction": float(model.validation_fraction) if validation_split else None,
-        # with n_iter_no_change, fit trains on a split of X only
-        "train_subset": validation_split,
         "max_features": model.max_features, "init": "zero" if init == "zero" else "default",
-        "exact_leaves": subsample == 1.0 and not validation_split,
     }
+    reasons = [f"row subsampling (subsample={subsample:g})"] if subsample < 1.0 else []
+    split = None
+    if validation_split:
+        # with n_iter_no_change, fit trains on a train_test_split of X only
+        rs = model.random_state
+        if isinstance(rs, (int, np.integer)) and not isinstance(rs, bool):
+            split = {"validation_fraction": float(model.validation_fraction),
+                     "random_state": int(rs), "stratify": classifier, "shuffle": True}
+        else:
+            reasons.append("n_iter_no_change with random_state=None: the rows held out "
+                           "for early stopping cannot be reconstructed")
     return build_ensemble(
         trees, base_margin=base, objective=objective, kind="boosting",
         learning_rate=eta, encoder=_tree_encoder(model, name), library=LIBRARY,
         model_name=name, reg_lambda=0.0, reg_alpha=0.0, hessian_factor=factor,
-        classes=classes, params=params)
+        classes=classes, params=params, link=link, exact_leaves=not reasons,
+        exact_leaves_reasons=reasons, train_split=split,
+        leaf_train_stat=np.concatenate([_leaf_weights(estimators[t, c].tree_)
+                                        for t in range(n_rounds) for c in range(K)]),
+        leaf_train_stat_kind="weight", leaf_train_stat_exact=subsample == 1.0,
+        leaf_train_fraction=subsample)
 
 
 # -------------------------------------------------------- HistGradientBoosting
@@ -427,19 +456,26 @@ def _parse_hgb(model, name):
     validation_split = early and bool(getattr(model, "_use_validation_data", False))
     monotonic = model.monotonic_cst is not None
     params = {
-        "link": link, "class_weight": cw, "max_iter": int(model.max_iter),
+        "max_iter": int(model.max_iter),
         "n_rounds_used": len(model._predictors), "early_stopping": early,
         "validation_fraction": model.validation_fraction if validation_split else None,
-        # with a validation split, fit trains on part of X only
-        "train_subset": validation_split,
         "max_features": float(model.max_features), "max_bins": int(model.max_bins),
         "monotonic_cst": model.monotonic_cst,
         "categorical_columns": sorted(categories),
-        # root-only trees get value 0, not a Newton step; monotonic constraints
-        # clip leaf values
         "root_only_trees": root_only,
-        "exact_leaves": not (validation_split or monotonic or root_only),
     }
+    reasons = []
+    if root_only:
+        reasons.append(f"{root_only} tree(s) without a split hold 0, not a Newton step")
+    if monotonic:
+        reasons.append("monotonic constraints clip leaf values")
+    split = None
+    if validation_split:
+        # fit trains on a train_test_split of X (unless X_val was passed to fit,
+        # which the model does not record: the fidelity check then tries all rows)
+        split = {"validation_fraction": float(model.validation_fraction),
+                 "random_state": int(model._random_seed), "stratify": classifier,
+                 "shuffle": True}
     encoder = SklearnEncoder(
         model.n_features_in_, feature_names=_feature_names(model),
         input_dtype=np.float64, categories=categories,
@@ -449,7 +485,12 @@ def _parse_hgb(model, name):
         trees, base_margin=base, objective=objective, kind="boosting",
         learning_rate=float(model.learning_rate), encoder=encoder, library=LIBRARY,
         model_name=name, reg_lambda=float(model.l2_regularization), reg_alpha=0.0,
-        hessian_factor=1.0, classes=classes, params=params)
+        hessian_factor=1.0, classes=classes, params=params, link=link, class_weight=cw,
+        exact_leaves=not reasons, exact_leaves_reasons=reasons, train_split=split,
+        leaf_train_stat=np.concatenate([
+            np.asarray(p.nodes["count"], dtype=np.float64)[p.nodes["is_leaf"].astype(bool)]
+            for preds in model._predictors for p in preds]),
+        leaf_train_stat_kind="count", leaf_train_stat_exact=True)
 
 
 # ------------------------------------------------------------------- forests
@@ -482,16 +523,55 @@ def _parse_forest(model, name):
         for t, est in enumerate(estimators):
             trees.append(_sk_tree(est.tree_, est.tree_.value[:, 0, 0] / T, t, 0))
     params = {
-        "link": "identity", "class_weight": cw, "bootstrap": bool(model.bootstrap),
+        "bootstrap": bool(model.bootstrap),
         "max_samples": model.max_samples, "n_trees": T,
         "criterion": model.criterion, "max_features": model.max_features,
-        "exact_leaves": False,
     }
     return build_ensemble(
         trees, base_margin=np.zeros(K), objective=objective, kind="forest",
         learning_rate=1.0, encoder=_tree_encoder(model, name), library=LIBRARY,
         model_name=name, reg_lambda=0.0, reg_alpha=0.0, hessian_factor=1.0,
-        classes=classes, params=params)
+        classes=classes, params=params, link="identity", class_weight=cw,
+        exact_leaves=False, exact_leaves_reasons=("a forest's leaves are not Newton steps",),
+        leaf_train_stat=np.concatenate([_leaf_weights(est.tree_) for est in estimators
+                                        for _ in range(K)]),
+        leaf_train_stat_kind=_forest_stat_kind(model),
+        leaf_train_stat_exact=not model.bootstrap,
+        leaf_train_fraction=(None if model.class_weight == "balanced_subsample"
+                             else _bootstrap_fraction(model)))
+
+
+def _forest_stat_kind(model):
+    """What a forest's ``weighted_n_node_samples`` sums.
+
+    Without bootstrap: the training weights. With it, scikit-learn versions
+    that draw the bootstrap sample with probabilities proportional to the
+    sample weights (``_generate_sample_indices(..., sample_weight)``) pass
+    only the draw counts to the trees, so a tree's total is the number of
+    draws; older versions multiply the counts by the weights.
+    """
+    if not model.bootstrap:
+        return "weight"
+    import inspect
+    try:
+        from sklearn.ensemble._forest import _generate_sample_indices
+        weighted_draws = "sample_weight" in inspect.signature(
+            _generate_sample_indices).parameters
+    except (ImportError, TypeError, ValueError):
+        weighted_draws = False
+    return "count" if weighted_draws else "weight"
+
+
+def _bootstrap_fraction(model):
+    """Expected summed bootstrap count per training row (``max_samples``)."""
+    if not model.bootstrap:
+        return 1.0
+    ms = model.max_samples
+    if ms is None:
+        return 1.0
+    if isinstance(ms, (float, np.floating)):
+        return float(ms)
+    return None  # an absolute number of samples: depends on n
 
 
 # ---------------------------------------------------------------- public API

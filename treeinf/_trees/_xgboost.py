@@ -450,7 +450,9 @@ def parse(model):
     if ttp:
         for key in train:
             if key in ttp:
-                train[key] = float(ttp[key])
+                # XGBoost holds its training parameters in float32 and prints
+                # them with 9 digits: take the float32 value they print
+                train[key] = float(np.float32(ttp[key]))
     obj_json = learner["objective"]
     spw = _num(obj_json.get("reg_loss_param", {}).get("scale_pos_weight"), 1.0)
     class_weight = None
@@ -478,8 +480,14 @@ def parse(model):
 
     eta = train["eta"]
     classes_ = getattr(sk, "classes_", None) if sk is not None else None
+    reasons = []
+    if train["subsample"] < 1.0:
+        reasons.append(f"row subsampling (subsample={train['subsample']:g})")
+    if train["max_delta_step"] != 0.0:
+        reasons.append(f"max_delta_step={train['max_delta_step']:g} clips leaf values")
+    if has_monotone:
+        reasons.append("monotone constraints clip leaf values")
     params = {
-        "class_weight": class_weight,
         "xgb_objective": xgb_objective,
         "scale_pos_weight": spw,
         "base_score": base_score,
@@ -496,12 +504,7 @@ def parse(model):
         "colsample_bylevel": train["colsample_bylevel"],
         "colsample_bynode": train["colsample_bynode"],
         "monotone_constraints": monotone,
-        "train_params_known": bool(ttp),
         "leaf_sum_hessian": np.concatenate(covers),
-        # the SPEC Newton step reproduces the leaves when no row is subsampled
-        # and no leaf is clipped (max_delta_step, monotone constraints)
-        "exact_leaves": bool(train["subsample"] == 1.0 and train["max_delta_step"] == 0.0
-                             and not has_monotone),
         "xgb_tree_order": order,
     }
     return build_ensemble(
@@ -509,7 +512,14 @@ def parse(model):
         learning_rate=eta / P, encoder=_encoder(learner, sk, name), library=LIBRARY,
         model_name=name, reg_lambda=train["lambda"], reg_alpha=train["alpha"],
         hessian_factor=2.0 if objective == "multiclass" else 1.0,
-        classes=classes_, params=params)
+        classes=classes_, params=params, class_weight=class_weight,
+        # the Newton step reproduces the leaves when no row is subsampled and
+        # no leaf is clipped; model files do not store eta and lambda, so they
+        # are only as good as the fidelity check at fit says
+        exact_leaves=not reasons, exact_leaves_reasons=reasons,
+        leaf_train_stat=np.concatenate(covers), leaf_train_stat_kind="hessian",
+        leaf_train_stat_exact=train["subsample"] == 1.0,
+        leaf_train_fraction=train["subsample"])
 
 
 # ------------------------------------------------------------------ reference

@@ -36,6 +36,96 @@ def top_from_local(local, k, largest):
     return order.astype(np.int64), np.take_along_axis(local, order, axis=1)
 
 
+def _set_training_params(ens, learning_rate, reg_lambda, missing):
+    """Apply training parameters given to ``fit`` to a freshly parsed ensemble."""
+    if learning_rate is not None:
+        lr = float(learning_rate)
+        if not (np.isfinite(lr) and lr > 0):
+            raise DataValidationError(
+                f"learning_rate must be a positive number, got {learning_rate!r}.")
+        P = int(ens.params.get("num_parallel_tree", 1) or 1)
+        ens.learning_rate = lr / P
+        ens.params_source["learning_rate"] = "user"
+    if reg_lambda is not None:
+        lam = float(reg_lambda)
+        if not (np.isfinite(lam) and lam >= 0):
+            raise DataValidationError(
+                f"reg_lambda must be a non-negative number, got {reg_lambda!r}.")
+        ens.leaf_reg_lambda = ens.leaf_reg_lambda - ens.reg_lambda + lam
+        ens.reg_lambda = lam
+        ens.params_source["reg_lambda"] = "user"
+    if missing is not None:
+        if not hasattr(ens.encoder, "missing"):
+            raise DataValidationError(
+                f"missing= is for xgboost Boosters trained on a DMatrix with a "
+                f"missing-value sentinel; {ens.library} {ens.model_name} records how it "
+                "treats missing values itself.")
+        ens.encoder.missing = float(missing)
+
+
+def _check_data(ens, Xe, y, w, check, user_params):
+    """Rows the model trained on and the fidelity report (see treeinf._fidelity).
+
+    Tries the early-stopping split the model records first, then all rows
+    (scikit-learn does not record a validation set passed to fit). For
+    XGBoost, whose model files store neither learning rate nor L2, estimates
+    them from the leaves when the stored ones do not reproduce the leaves.
+    """
+    from .. import _fidelity as fid
+    n = Xe.shape[0]
+    rows = fid.training_rows(ens, y, n)
+    if not check:
+        return rows, {"checked": False, "passed": None, "exact": bool(ens.exact_leaves),
+                      "params_source": dict(ens.params_source)}
+    leaves = ens.apply_encoded(Xe)
+    candidates = [rows, None] if rows is not None else [None]
+    first_error = None
+    for cand in candidates:
+        wc = w if cand is None else _mask_weights(w, cand)
+        sums = fid.newton_sums(ens, leaves, y, wc)
+        report = fid._judge(ens, sums, wc, raise_error=False)
+        if not report["passed"] and ens.library == "xgboost" and report["exact"] \
+                and user_params == (None, None):
+            report = _estimate_xgboost(ens, sums, wc, report)
+        if report["passed"]:
+            report["checked"] = True
+            report["held_out_rows"] = 0 if cand is None else int(n - cand.size)
+            return cand, report
+        if first_error is None:
+            try:
+                fid._judge(ens, sums, wc, raise_error=True)
+            except Exception as exc:  # keep the message of the likeliest layout
+                first_error = exc
+    raise first_error
+
+
+def _mask_weights(w, rows):
+    out = np.zeros_like(w)
+    out[rows] = w[rows]
+    return out
+
+
+def _estimate_xgboost(ens, sums, w, report):
+    """Re-estimate XGBoost's learning rate and L2 (model files lack them)."""
+    from .. import _fidelity as fid
+    est = fid.estimate_training_params(ens, sums)
+    if est is None:
+        return report
+    P = int(ens.params.get("num_parallel_tree", 1) or 1)
+    eta = float(np.float32(fid.snap(est[0] * P))) / P
+    lam = fid.snap(est[1])
+    lam_leaf = ens.leaf_reg_lambda - ens.reg_lambda + lam
+    trial = fid._judge(ens, sums, w, raise_error=False, eta=eta, lam=lam_leaf)
+    if not trial["passed"]:
+        return report
+    ens.learning_rate = eta
+    ens.reg_lambda = lam
+    ens.leaf_reg_lambda = np.ascontiguousarray(lam_leaf)
+    ens.params_source.update(learning_rate="estimated", reg_lambda="estimated")
+    trial["params_source"] = dict(ens.params_source)
+    return trial
+
+
 class BaseInfluence(BaseEstimator):
     """Base class of the influence estimators (not for direct use).
 
@@ -45,9 +135,13 @@ class BaseInfluence(BaseEstimator):
 
     #: model kinds ('boosting', 'forest') the method supports
     _supported_kinds = ("boosting", "forest")
+    #: compute on the rows the model trained on only (rows held out for
+    #: early stopping get influence 0)
+    _restrict_to_train_rows = True
 
     # ------------------------------------------------------------- fitting
-    def fit(self, model, X, y, sample_weight=None):
+    def fit(self, model, X, y, sample_weight=None, *, learning_rate=None, reg_lambda=None,
+            missing=None, check_data=True):
         """Prepare influence computations for ``model`` and its training data.
 
         Parameters
@@ -56,15 +150,38 @@ class BaseInfluence(BaseEstimator):
             See :data:`treeinf.SUPPORTED_MODELS`. It is parsed and verified
             against the library's own predictions on ``X``; it is not modified.
         X : array-like or DataFrame of shape (n_train, n_features)
-            The training data the model was fitted on, as passed to the model.
+            The training data the model was fitted on, as passed to the model,
+            in the same row order as ``y``.
         y : array-like of shape (n_train,)
             Training targets (class labels as the model knows them).
         sample_weight : array-like of shape (n_train,), default=None
             The training weights the model was fitted with.
+        learning_rate, reg_lambda : float, default=None
+            Training parameters the model does not store (XGBoost model files
+            keep neither: a loaded Booster reports XGBoost's defaults). When
+            None they are read from the model and, for XGBoost, estimated
+            from the data if the stored ones do not reproduce its leaves.
+            Given values are used as they are (``fidelity_['params_source']``
+            says 'user') and checked like the stored ones.
+        missing : float, default=None
+            The missing-value sentinel the model was trained with, for a raw
+            ``xgboost.Booster`` trained on ``DMatrix(..., missing=value)``:
+            values equal to it are routed as missing. (The sklearn wrapper's
+            ``missing`` is read from the model.)
+        check_data : bool, default=True
+            Verify that ``(X, y, sample_weight)`` are the model's training
+            data by recomputing every leaf value (see ``fidelity_``). Setting
+            it to False is unsafe: influence computed on data that is not the
+            training data is silently wrong.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        TrainingDataMismatchError
+            If leaves recomputed from the data disagree with the model's.
         """
         resolve_n_jobs(getattr(self, "n_jobs", None))
         self._check_params()
@@ -74,15 +191,25 @@ class BaseInfluence(BaseEstimator):
                 f"{type(self).__name__} supports {' and '.join(self._supported_kinds)} "
                 f"models; {ens.model_name} is a {ens.kind} model. For forests use a "
                 "method that does not need boosting rounds (e.g. TREX, TreeSim, LOO).")
+        _set_training_params(ens, learning_rate, reg_lambda, missing)
         Xe = ens.encode(X)
         n = Xe.shape[0]
         y_enc = encode_target(ens, y, n)
         w = check_sample_weight(sample_weight, n)
-        cw = ens.params.get("class_weight")
+        cw = ens.class_weight
         if cw is not None and ens.objective != "regression":
             w = w * np.asarray(cw, dtype=np.float64)[y_enc.astype(np.int64)]
+        with num_threads(getattr(self, "n_jobs", None)):
+            rows, self.fidelity_ = _check_data(ens, Xe, y_enc, w, check_data,
+                                               user_params=(learning_rate, reg_lambda))
         self.ensemble_ = ens
-        self.n_train_ = n
+        if not self._restrict_to_train_rows:
+            rows = None
+        self.train_rows_ = rows
+        self.n_rows_in_ = n
+        if rows is not None:
+            Xe, y_enc, w = Xe[rows], y_enc[rows], w[rows]
+        self.n_train_ = Xe.shape[0]
         self.n_features_in_ = self._n_input_features(model, X, ens)
         names = self._input_names(model, X, ens)
         if names is not None:
@@ -92,6 +219,36 @@ class BaseInfluence(BaseEstimator):
         with num_threads(getattr(self, "n_jobs", None)):
             self._fit(Xe, y_enc, w)
         return self
+
+    # ------------------------------------------- rows the model trained on
+    def _expand_rows(self, out):
+        """Rows of ``out`` (n_train_, ...) placed at the rows passed to fit;
+        rows the model held out (early stopping) get 0."""
+        rows = getattr(self, "train_rows_", None)
+        if rows is None:
+            return out
+        full = np.zeros((self.n_rows_in_,) + out.shape[1:], dtype=out.dtype)
+        full[rows] = out
+        return full
+
+    def _expand_top(self, idx, val, k, largest):
+        """Top-k over the rows passed to fit: held-out rows count as 0."""
+        rows = getattr(self, "train_rows_", None)
+        if rows is None:
+            return idx, val
+        m = idx.shape[0]
+        full_idx = rows[idx]
+        # held-out rows have influence 0: merge them in as candidates
+        held = np.setdiff1d(np.arange(self.n_rows_in_), rows)[:k]
+        cand_idx = np.concatenate([full_idx, np.broadcast_to(held, (m, held.size))], axis=1)
+        cand_val = np.concatenate([val, np.zeros((m, held.size))], axis=1)
+        # best value first, ties to the lower training index (as everywhere)
+        by_index = np.argsort(cand_idx, axis=1, kind="stable")
+        cand_idx = np.take_along_axis(cand_idx, by_index, axis=1)
+        cand_val = np.take_along_axis(cand_val, by_index, axis=1)
+        order = np.argsort(-cand_val if largest else cand_val, axis=1, kind="stable")[:, :k]
+        return (np.take_along_axis(cand_idx, order, axis=1),
+                np.take_along_axis(cand_val, order, axis=1))
 
     @staticmethod
     def _n_input_features(model, X, ens):
@@ -139,7 +296,7 @@ class BaseInfluence(BaseEstimator):
         """
         Xe, y_enc = self._encode_query(X, y)
         with num_threads(getattr(self, "n_jobs", None)):
-            return self._local(Xe, y_enc)
+            return self._expand_rows(self._local(Xe, y_enc))
 
     def get_self_influence(self):
         """Influence of each training row on its own training loss.
@@ -150,7 +307,7 @@ class BaseInfluence(BaseEstimator):
         """
         self._check_fitted()
         with num_threads(getattr(self, "n_jobs", None)):
-            return self._self()
+            return self._expand_rows(self._self())
 
     def get_global_influence(self, X, y):
         """Summed influence of each training row over the given rows.
@@ -168,7 +325,7 @@ class BaseInfluence(BaseEstimator):
         """
         Xe, y_enc = self._encode_query(X, y)
         with num_threads(getattr(self, "n_jobs", None)):
-            return self._global(Xe, y_enc)
+            return self._expand_rows(self._global(Xe, y_enc))
 
     def get_top_influence(self, X, y, k=10, kind="helpful"):
         """The k most helpful (or harmful) training rows for each given row.
@@ -193,9 +350,11 @@ class BaseInfluence(BaseEstimator):
             raise DataValidationError(
                 f"kind must be 'helpful' or 'harmful', got {kind!r}.")
         Xe, y_enc = self._encode_query(X, y)
-        k = check_k(k, self.n_train_)
+        k = check_k(k, self.n_rows_in_)
+        k_fit = min(k, self.n_train_)
         with num_threads(getattr(self, "n_jobs", None)):
-            return self._top(Xe, y_enc, k, kind == "helpful")
+            idx, val = self._top(Xe, y_enc, k_fit, kind == "helpful")
+        return self._expand_top(idx, val, k, kind == "helpful")
 
     # ------------------------------------------------------- persistence
     def save(self, file, compress=False):
@@ -269,4 +428,4 @@ class LabelEditMixin:
             for value in np.unique(t_enc):  # rows sharing a target share the work
                 cols = np.flatnonzero(t_enc == value)
                 out[:, cols] = self._label_edit(Xe[cols], y_enc[cols], float(value))
-        return out
+        return self._expand_rows(out)

@@ -627,7 +627,7 @@ class Loss(BaseInfluence):
     def _fit(self, Xe, y, w):
         ens = self.ensemble_
         margin = ens.margins_from_leaves(ens.apply_encoded(Xe))
-        self._loss = output_loss(ens.objective, margin, y, link=ens.params.get("link"))
+        self._loss = output_loss(ens.objective, margin, y, link=ens.link)
 
     def _self(self):
         return self._loss.copy()

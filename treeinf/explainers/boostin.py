@@ -4,7 +4,7 @@ import numpy as np
 from .._kernels.coleaf import (TILE_DENSE_FRACTION, coleaf_dense_kernel, coleaf_tiled_kernel,
                                coleaf_topk_kernel, dense_threshold, gather_dot_kernel,
                                tile_csr_kernel, tile_size)
-from .._stats import (group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
+from .._stats import (effective_l2, group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
                       round_derivatives, sort_by_leaf, tree_major_leaves)
 from ..exceptions import DataValidationError
 from ._base import BaseInfluence, LabelEditMixin
@@ -87,11 +87,12 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         eta = ens.learning_rate
         value = ens.leaf_value / eta if self.variant == "exact" else ens.leaf_value
         pos = leaf_index(ens, leaves)
-        denom = H[pos] + ens.reg_lambda
+        lam = effective_l2(ens, w)  # per leaf: LightGBM cat_l2, CatBoost weight scaling
+        denom = H[pos] + lam[pos]
         with np.errstate(divide="ignore", invalid="ignore"):
             D = np.where(denom > 0, eta * w[:, None] * (g + value[pos] * h) / denom, 0.0)
         self._y, self._w = y, w
-        leaf_denom = H + ens.reg_lambda
+        leaf_denom = H + lam
         self._inv_denom = np.where(leaf_denom > 0, 1.0 / np.where(leaf_denom > 0, leaf_denom, 1.0), 0.0)
         self._self_influence = np.einsum("ij,ij->i", g, D)
         self._ptr, self._idx = ptr, idx

@@ -11,8 +11,9 @@ from .._kernels.coleaf import coleaf_dense_kernel, dense_threshold, gather_dot_k
 from .._kernels.fixed import (adjoint_single, all_points_kernel,
                               all_points_self_kernel, refit_kernel, row_terms_kernel,
                               single_point_kernel, sparse_to_csr, top_k_leaves_kernel)
+from .._fidelity import newton_leaves
 from .._losses import OBJECTIVE_CODES, gradient
-from .._stats import (group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
+from .._stats import (effective_l2, group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
                       round_derivatives, sort_by_leaf, tree_major_leaves)
 from ..exceptions import DataValidationError, LeafValueMismatchError
 from ._base import BaseInfluence, LabelEditMixin
@@ -70,14 +71,6 @@ def _row_chunks(total, verbose, desc, step=1):
             bar.update(stop - start)
 
 
-def _newton_leaves(G, H, lam, alpha, eta):
-    """-eta * soft_threshold(G, alpha) / (H + lambda), 0 where undefined."""
-    Gs = np.sign(G) * np.maximum(np.abs(G) - alpha, 0.0)
-    d = H + lam
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(d > 0, -eta * Gs / d, 0.0)
-
-
 class _FixedStructure(LabelEditMixin, BaseInfluence):
     """Shared fitting of the fixed-structure methods."""
 
@@ -102,20 +95,16 @@ class _FixedStructure(LabelEditMixin, BaseInfluence):
         leaves = ens.apply_encoded(Xe)
         g, h, k = round_derivatives(ens, leaves, y, third=True)
         ptr, idx = group_by_leaf(ens, leaves)
-        lam = np.asarray(ens.params.get("leaf_reg_lambda", np.full(ens.leaf_offset[-1],
-                                                                     ens.reg_lambda)),
-                         dtype=np.float64)
-        if ens.params.get("l2_scaled_by_mean_weight"):
-            lam = lam * float(np.mean(w))
+        lam = effective_l2(ens, w)
         G = leaf_sums(ens, ptr, idx, g, w)
         H = leaf_sums(ens, ptr, idx, h, w)
-        phi = _newton_leaves(G, H, lam, alpha, eta)
+        phi = newton_leaves(G, H, lam, alpha, eta)
         err = np.abs(phi - ens.leaf_value)
         tol = self.atol * (1.0 + np.abs(ens.leaf_value))
         if not np.all(err <= tol):
             L = int(np.argmax(err - tol))
             tree = int(np.searchsorted(ens.leaf_offset, L, side="right") - 1)
-            reasons = ens.params.get("exact_leaves_reasons")
+            reasons = ens.exact_leaves_reasons
             why = f" ({'; '.join(map(str, reasons))})" if reasons else ""
             raise LeafValueMismatchError(
                 f"{type(self).__name__} needs leaf values that are Newton steps on "

@@ -250,7 +250,10 @@ class _Retrain(BaseInfluence):
     #: whether the method compares against the original model's predictions
     _uses_original = True
 
-    def fit(self, model, X, y, sample_weight=None):
+    #: refits see every row passed to fit, as the model's own fit did
+    _restrict_to_train_rows = False
+
+    def fit(self, model, X, y, sample_weight=None, *, check_data=True):
         """Keep the model and its training data for refitting copies of it.
 
         Parameters
@@ -268,6 +271,9 @@ class _Retrain(BaseInfluence):
         sample_weight : array-like of shape (n_train,), default=None
             The training weights the model was fitted with; each refit passes
             the weights of its rows.
+        check_data : bool, default=True
+            Verify that ``(X, y, sample_weight)`` are the model's training
+            data (see :meth:`BaseInfluence.fit`); False is unsafe.
 
         Returns
         -------
@@ -281,7 +287,7 @@ class _Retrain(BaseInfluence):
                 "library's scikit-learn wrapper instead of a raw Booster.")
         prefix, _ = _final_step(model)
         fit_params = {} if self.fit_params is None else self.fit_params
-        super().fit(model, X, y, sample_weight)
+        super().fit(model, X, y, sample_weight, check_data=check_data)
         ens = self.ensemble_
         self._X = _as_table(X)
         if hasattr(y, "to_numpy"):

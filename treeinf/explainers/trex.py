@@ -34,11 +34,11 @@ def model_output(ens, margins):
 
     Regression: the predicted value (n, 1). Classification: class
     probabilities, (n, 1) for binary (probability of the positive class) and
-    (n, K) for multiclass. The link is ``ens.params['link']`` where the parser
+    (n, K) for multiclass. The link is ``ens.link`` where the parser
     sets it (sklearn forests average probabilities: identity), otherwise the
     objective's (identity / sigmoid / softmax).
     """
-    link = ens.params.get("link")
+    link = ens.link
     if link is None:
         link = {"regression": "identity", "binary": "sigmoid",
                 "multiclass": "softmax"}[ens.objective]
@@ -152,7 +152,7 @@ class TREX(BaseInfluence):
         Representer weights (per class for multiclass models).
     coef_ : ndarray of shape (n_features_kernel_,) or (n_features_kernel_, n_classes)
         The surrogate's weights W*.
-    fidelity_ : float
+    surrogate_fidelity_ : float
         Pearson correlation, over the training rows, between the surrogate's
         output and the model's (predicted values for regression, probability
         of the positive class for binary, all class probabilities flattened
@@ -495,9 +495,9 @@ class TREX(BaseInfluence):
         self.alpha_ = self._alpha[:, 0].copy() if K == 1 else self._alpha.copy()
         surrogate_out = self._activation(Z)
         if ens.objective == "multiclass":
-            self.fidelity_ = _pearson(surrogate_out, output)
+            self.surrogate_fidelity_ = _pearson(surrogate_out, output)
         else:
-            self.fidelity_ = _pearson(surrogate_out[:, 0], output[:, 0])
+            self.surrogate_fidelity_ = _pearson(surrogate_out[:, 0], output[:, 0])
 
     def _activation(self, Z):
         if self.ensemble_.objective == "regression":
