@@ -589,3 +589,16 @@ def _plain_is_tree(left, right, node_leaf, n_leaves):
         else:
             return False
     return len(seen) == len(left) and len(leaves) == n_leaves
+
+
+@pytest.mark.parametrize("task", ["regression", "binary", "multiclass"])
+def test_every_parsed_model_passes_validation(task):
+    """The checks accept every model kind treeinf parses (forests included):
+    validation refuses hostile files, never genuine ones."""
+    from models import FOREST_FAMILIES, GBDT_FAMILIES, trained
+    for family in GBDT_FAMILIES + FOREST_FAMILIES:
+        model, Xtr, *_ = trained(family, task, n=60, n_test=1, n_estimators=3)
+        ens = treeinf.parse_model(model, Xtr)
+        dims = {}
+        _checks.check_ensemble(ens, dims)
+        assert dims["T"] == ens.n_trees and dims["L"] == ens.leaf_offset[-1]

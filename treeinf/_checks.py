@@ -203,10 +203,11 @@ class AnyArr(Spec):
             return None
         if type(value) is not np.ndarray or value.dtype.fields is not None:
             bad(f"{name} is a {type(value).__name__}, expected a plain ndarray")
-        want = tuple(s if isinstance(s, int) or s == "*" else dims[s] for s in self.shape)
+        shape = self.shape(dims) if callable(self.shape) else self.shape
+        want = tuple(s if isinstance(s, int) or s == "*" else dims[s] for s in shape)
         if value.ndim != len(want) or any(w != "*" and w != g
                                           for w, g in zip(want, value.shape)):
-            bad(f"{name} has shape {value.shape}, expected {self.shape} = {want}")
+            bad(f"{name} has shape {value.shape}, expected {shape} = {want}")
         return value
 
 

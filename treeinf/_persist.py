@@ -359,7 +359,7 @@ class _Reader:
 
     def _n_scalar(self, node):
         dt = np.dtype(node["dtype"])
-        if dt.kind not in _INLINE_SCALAR_KINDS + "f":
+        if dt.kind not in _INLINE_SCALAR_KINDS + "f" or dt.itemsize > 1 << 16:
             self.bad(f"inline scalar of dtype {dt}")
         value = self.decode(node["value"])
         return np.array(value, dtype=dt)[()]

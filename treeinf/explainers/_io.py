@@ -13,7 +13,9 @@ import numpy as np
 
 from .. import _persist
 from .._checks import ensemble_difference, model_fingerprint
-from ..exceptions import ModelMismatchError, NotFittedError, PersistenceError
+from .._numba import num_threads, resolve_n_jobs
+from ..exceptions import (DataValidationError, ModelMismatchError, NotFittedError,
+                          PersistenceError)
 
 __all__ = ["save", "load", "ESTIMATORS"]
 
@@ -184,7 +186,13 @@ def load(file, model=None, *, max_bytes=None):
     except TypeError as exc:
         raise PersistenceError(f"The file is corrupted or not a treeinf file: parameters "
                                f"{sorted(params)} do not fit {name}: {exc}.") from exc
-    est._set_state(state)
+    n_jobs = getattr(est, "n_jobs", None)
+    try:
+        resolve_n_jobs(n_jobs)
+    except DataValidationError:
+        n_jobs = None  # _set_state refuses the parameter
+    with num_threads(n_jobs):  # derived arrays are rebuilt with the saved n_jobs
+        est._set_state(state)
     if est.ensemble_.encoder.preprocessor is not parts.get("preprocessor") \
             or est.__dict__.get("_model") is not parts.get("model"):
         raise PersistenceError(f"The file is corrupted or not a treeinf file: the model "

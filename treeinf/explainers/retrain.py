@@ -259,7 +259,7 @@ class _Retrain(BaseInfluence):
         "_w_eff": C.Arr("f8", ("n",), finite=True),
         "_X": C.Table("n", "F_in"),
         "_y": C.AnyArr(("n",)),
-        "_classes": C.AnyArr(("*",), none=True),
+        "_classes": C.AnyArr(lambda d: ("C",), none=True),
         "_model": C.Part(),
         "_sample_weight": C.Arr("f8", ("n",), finite=True, none=True),
         "refit_max_difference_": C.Float(0.0, nan=True, optional=True),
@@ -827,7 +827,7 @@ class DShap(_Retrain):
         _check_float(self.truncation_tol, "truncation_tol", 0.0, np.inf)
 
     _STATE = {
-        "_prior": C.Arr("f8", ("*",), finite=True),
+        "_prior": C.Arr("f8", lambda d: (1,) if d["C"] is None else ("C",), finite=True),
         "n_permutations_": C.Int(0, optional=True),
         "converged_": C.Bool(optional=True),
         "n_fits_": C.Int(0, optional=True),
