@@ -31,7 +31,6 @@ import struct
 import subprocess
 import sys
 import textwrap
-import zipfile
 import zlib
 
 import numpy as np
@@ -40,7 +39,7 @@ import pytest
 import treeinf
 from treeinf import _checks, _persist
 from treeinf.exceptions import ModelMismatchError, PersistenceError
-from test_persist import _data, _fitted, _model, _members, _npy, _zip
+from test_persist import _fitted, _model, _members, _npy, _zip
 
 LIMIT_AS = 2 << 30  # the address-space limit the cases are loaded under
 
@@ -312,7 +311,8 @@ def _build_cases():
         "tree outputs swapped": (_ens("tree_output", lambda a: a[::-1].copy()),
                                  "tree_output"),
         "tree rounds skipping": (_ens("tree_round", lambda a: a * 2), "tree_round"),
-        "2-D roots": (_ens("tree_root", lambda a: a.reshape(1, -1)), "tree_root is not a 1-D array"),
+        "2-D roots": (_ens("tree_root", lambda a: a.reshape(1, -1)),
+                      "tree_root is not a 1-D array"),
         "float child pointers": (_ens("node_left", lambda a: a.astype(np.float64)),
                                  "node_left has dtype float64"),
         "int64 child pointers": (_ens("node_left", lambda a: a.astype(np.int64)),
@@ -602,3 +602,11 @@ def test_every_parsed_model_passes_validation(task):
         dims = {}
         _checks.check_ensemble(ens, dims)
         assert dims["T"] == ens.n_trees and dims["L"] == ens.leaf_offset[-1]
+
+
+def test_a_new_ensemble_field_needs_a_spec(monkeypatch):
+    """A FlatEnsemble field without a spec cannot be saved (it could not be
+    checked on load); the message says where the one line goes."""
+    monkeypatch.delitem(_checks.ENSEMBLE_FIELDS, "leaf_library_id")
+    with pytest.raises(PersistenceError, match="leaf_library_id.*ENSEMBLE_FIELDS"):
+        _fitted("BoostIn", "xgboost").save(io.BytesIO())

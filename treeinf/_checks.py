@@ -378,7 +378,7 @@ ENSEMBLE_SCALARS = {
     "learning_rate": Float(1e-300, 1e6),
     "reg_lambda": Float(0.0, 1e300),
     "reg_alpha": Float(0.0, 1e300),
-    "hessian_factor": Float(0.0, 1e6),
+    "hessian_factor": Float(1e-300, 1e6),
     "library": Choice(*LIBRARIES),
     "model_name": Str(),
 }
@@ -519,11 +519,21 @@ def check_encoder(enc, where="ensemble_.encoder"):
             Bool().check(state[key], f"{where}.{key}", dims)
 
 
+def unchecked_ensemble_fields():
+    """FlatEnsemble fields without a spec: a new field needs one line in
+    :data:`ENSEMBLE_FIELDS` (arrays) or :data:`ENSEMBLE_SCALARS`."""
+    from ._trees._flat import FlatEnsemble
+    fields = {f.name for f in dataclasses.fields(FlatEnsemble)}
+    return sorted(fields - set(ENSEMBLE_FIELDS) - set(ENSEMBLE_SCALARS)
+                  - {"encoder", "classes", "params"})
+
+
 def check_ensemble(ens, dims, where="ensemble_"):
     """Check every field of a FlatEnsemble; bind T, L, K, R, N, F, n_leaves.
 
-    Arrays are checked against :data:`ENSEMBLE_FIELDS` (a field without an
-    entry is refused, so a new field cannot go unchecked), then the trees are
+    Arrays are checked against :data:`ENSEMBLE_FIELDS` and scalars against
+    :data:`ENSEMBLE_SCALARS` (a field in neither table is refused, so a new
+    field cannot go unchecked: adding one is one line), then the trees are
     walked (:func:`check_trees`), split features and category sets are
     checked against the encoder and the bitset, and the tree order against
     the output columns.
@@ -536,13 +546,14 @@ def check_ensemble(ens, dims, where="ensemble_"):
     if set(state) != fields:
         bad(f"{where} has fields {sorted(set(state) ^ fields)[:5]} that FlatEnsemble "
             "does not (or lacks them)")
-    arrays = [f for f in fields if f in ENSEMBLE_FIELDS or isinstance(state[f], np.ndarray)]
-    unchecked = sorted(set(arrays) - set(ENSEMBLE_FIELDS) - {"classes"})
+    unchecked = unchecked_ensemble_fields()
     if unchecked:
-        bad(f"{where} fields {unchecked} have no entry in treeinf._checks.ENSEMBLE_FIELDS")
+        bad(f"{where} fields {unchecked} have no entry in treeinf._checks.ENSEMBLE_FIELDS "
+            "or ENSEMBLE_SCALARS")
     check_encoder(ens.encoder, f"{where}.encoder")
     for key, spec in ENSEMBLE_SCALARS.items():
-        setattr(ens, key, spec.check(state[key], f"{where}.{key}", dims))
+        if key in fields:
+            setattr(ens, key, spec.check(state[key], f"{where}.{key}", dims))
     for key in ("node_left", "tree_root", "base_margin"):
         if type(state[key]) is not np.ndarray or state[key].ndim != 1:
             bad(f"{where}.{key} is not a 1-D array")
@@ -559,7 +570,8 @@ def check_ensemble(ens, dims, where="ensemble_"):
     dims["L+1"] = dims["L"] + 1
     dims["n_leaves"] = np.diff(off)
     for key, spec in ENSEMBLE_FIELDS.items():
-        setattr(ens, key, spec.check(state[key], f"{where}.{key}", dims))
+        if key in fields:
+            setattr(ens, key, spec.check(state[key], f"{where}.{key}", dims))
     if (ens.tree_output != np.arange(T) % K).any():
         bad(f"{where}.tree_output is not the output column of each tree (round-major)")
     r = ens.tree_round

@@ -92,10 +92,6 @@ def _version():
     return __version__
 
 
-def _full_name(cls):
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
 # ------------------------------------------------------------- hashing
 def _hash_array(h, arr):
     arr = np.ascontiguousarray(arr)

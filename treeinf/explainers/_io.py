@@ -12,7 +12,7 @@ import importlib
 import numpy as np
 
 from .. import _persist
-from .._checks import ensemble_difference, model_fingerprint
+from .._checks import ensemble_difference, model_fingerprint, unchecked_ensemble_fields
 from .._numba import num_threads, resolve_n_jobs
 from ..exceptions import (DataValidationError, ModelMismatchError, NotFittedError,
                           PersistenceError)
@@ -79,6 +79,12 @@ def save(estimator, file, compress=False):
         raise NotFittedError(
             f"This {cls.__name__} instance is not fitted yet; call fit(model, X_train, "
             "y_train) before save().")
+    unchecked = unchecked_ensemble_fields()
+    if unchecked:  # a developer added a field: it must be validated on load
+        raise PersistenceError(
+            f"FlatEnsemble fields {unchecked} have no spec in treeinf._checks "
+            "(ENSEMBLE_FIELDS or ENSEMBLE_SCALARS), so a loaded file could not be "
+            "checked; add one line per field there.")
     parts = _model_parts(estimator)
     state = estimator._get_state()
     ens = estimator.ensemble_
