@@ -39,7 +39,7 @@ import pytest
 import treeinf
 from treeinf import _checks, _persist
 from treeinf.exceptions import ModelMismatchError, PersistenceError
-from test_persist import _fitted, _model, _members, _npy, _zip
+from test_persist import _data, _fitted, _model, _members, _npy, _zip
 
 LIMIT_AS = 2 << 30  # the address-space limit the cases are loaded under
 
@@ -610,3 +610,24 @@ def test_a_new_ensemble_field_needs_a_spec(monkeypatch):
     monkeypatch.delitem(_checks.ENSEMBLE_FIELDS, "leaf_library_id")
     with pytest.raises(PersistenceError, match="leaf_library_id.*ENSEMBLE_FIELDS"):
         _fitted("BoostIn", "xgboost").save(io.BytesIO())
+
+
+@pytest.mark.parametrize("name,family", [("BoostIn", "xgboost"), ("LeafInfluence-top2",
+                                          "lightgbm"), ("TREX", "lightgbm"),
+                                         ("TreeSim", "xgboost"), ("InputSim", "xgboost"),
+                                         ("Target", "xgboost")])
+def test_hostile_parameters_are_refused_or_valid(name, family):
+    """Every parameter replaced by values of the wrong type or range: loading
+    raises PersistenceError, or (a valid value) loads an explainer that works."""
+    _, meta = _open(_saved(name, family))
+    values = ["x", -1, 0, 10 ** 30, None, True, [1], {"type": "float", "value": "nan"},
+              {"type": "float", "value": "inf"}, 1e-320]
+    _, _, _, _, X, y = _data(family)
+    for key, _ in meta["params"]["items"]:
+        for value in values:
+            data = edit_meta(name, family, _param(key, value))
+            try:
+                est = treeinf.load(io.BytesIO(data))
+            except PersistenceError:
+                continue
+            assert est.get_local_influence(X, y).shape[1] == len(y)

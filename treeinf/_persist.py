@@ -69,6 +69,8 @@ MAX_MEMBERS = 65535
 MAX_META_BYTES = 16 << 20
 #: deepest nesting of lists and objects in meta.json
 MAX_DEPTH = 100
+#: most central-directory bytes per member (46 fixed, the name, zip64 extras)
+_MAX_ENTRY_BYTES = 160
 #: largest .npy header of an array member
 MAX_NPY_HEADER = 4096
 #: a deflated member declaring more than this many times its compressed
@@ -715,7 +717,7 @@ def _read_open(fh, where, max_bytes):
         if end is None:
             raise zipfile.BadZipFile("no zip end record")
         n_members, cd_size = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
-        if n_members > MAX_MEMBERS or cd_size > MAX_MEMBERS * 1024:
+        if n_members > MAX_MEMBERS or cd_size > MAX_MEMBERS * _MAX_ENTRY_BYTES:
             raise PersistenceError(
                 f"{where} declares {n_members} members ({cd_size} bytes of directory); "
                 f"treeinf files have at most {MAX_MEMBERS} (MAX_MEMBERS). It was not "
@@ -724,7 +726,7 @@ def _read_open(fh, where, max_bytes):
         zf = zipfile.ZipFile(fh)
     except PersistenceError:
         raise
-    except _READ_ERRORS as exc:
+    except (*_READ_ERRORS, MemoryError) as exc:
         raise PersistenceError(corrupted.format(exc)) from exc
     with zf:
         infos = zf.infolist()

@@ -258,7 +258,7 @@ class BaseInfluence(BaseEstimator):
         try:
             resolve_n_jobs(getattr(self, "n_jobs", None))
             self._check_params()
-        except DataValidationError as exc:
+        except (DataValidationError, TypeError, ValueError) as exc:
             C.bad(f"the saved {type(self).__name__} parameters are invalid ({exc})")
         table, _ = self._state_table()
         dims = self._state_dims()
