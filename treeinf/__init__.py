@@ -6,10 +6,10 @@ is first parsed.
 __version__ = "0.1.0"
 
 from . import exceptions
-from ._persist import load
 from ._trees import FlatEnsemble, parse_model, SUPPORTED_MODELS
 from .explainers import (LOO, TREX, BoostIn, DShap, InputSim, LeafInfluence, LeafRefit, Loss,
                          Random, SubSample, Target, TreeSim)
+from .explainers._io import load
 
 __all__ = ["__version__", "exceptions", "FlatEnsemble", "parse_model", "SUPPORTED_MODELS", "load",
            "BoostIn", "LeafInfluence", "LeafRefit", "TREX", "TreeSim", "InputSim", "Target",

@@ -1,54 +1,51 @@
-"""Saving fitted explainers to one file that executes no code when loaded.
+"""The explainer file format: one zip archive that loads without running code.
 
-File format (``format_version`` 1)
+This module is only the file format. It knows nothing about estimators: the
+caller (:mod:`treeinf.explainers._io`) gives it a class name, parameters and
+a fitted state (from the estimator's ``_get_state``) to write, and gets them
+back, decoded but not yet validated, from :func:`read` and :func:`decode`;
+the estimator's ``_set_state`` validates them.
+
+File format (``format_version`` 2)
 ----------------------------------
-A zip archive (what :func:`numpy.savez` writes) holding
+A zip archive holding
 
 * ``meta.json``: UTF-8 JSON with the format name and version, the treeinf
   version, the estimator's class name, its constructor parameters and its
-  fitted state as a tree of plain JSON nodes, the model fingerprint, the
+  fitted state as a tree of plain JSON nodes, information on the model, the
   dtype, shape and SHA-256 of every array, and a SHA-256 of the metadata
   itself;
 * ``a0.npy``, ``a1.npy`` ...: every array of the fitted state, in ``.npy``
-  format, written and read with ``allow_pickle=False``.
+  format, written without pickle and read by this module's own bounded
+  reader (never unpickled).
 
-Loading reads the archive with ``numpy.load(..., allow_pickle=False)`` and
-``json.loads``; it never unpickles or evaluates anything. Only treeinf's own
-estimator classes (and the few internal classes their state is made of,
-listed in ``_OBJECT_CLASSES``) are instantiated, looked up in fixed tables,
-never by a module path read from the file.
+Values are encoded generically: arrays, numpy scalars and dtypes, Python
+scalars, strings, lists, tuples, dicts, sets, scipy CSR/CSC matrices, pandas
+DataFrames/Series/Index, the caller's registered internal classes (stored as
+their ``__dict__``, instantiated on load from a fixed table, never by a
+module path read from the file) and references to model objects, which are
+not stored (``{"type": "model", "part": name}``, filled in on load by the
+caller). Anything else raises :class:`~treeinf.exceptions.PersistenceError`
+naming the attribute. Objects shared between attributes are stored once.
 
-State is serialized generically: the estimator's ``__dict__`` is walked and
-arrays, numpy scalars and dtypes, Python scalars, strings, lists, tuples,
-dicts, sets, scipy CSR/CSC matrices, pandas DataFrames/Series/Index (numeric,
-bool, category, string, object and nullable extension columns) and the
-registered internal objects (the FlatEnsemble, its encoder, the retraining
-methods' trainer) are stored; anything else raises
-:class:`~treeinf.exceptions.PersistenceError` naming the attribute, so a new
-attribute can never be dropped silently. Objects shared between attributes
-(one array referenced twice) are stored once and shared again after loading.
-
-Model objects
--------------
-A trained model cannot in general be stored without pickle, so it is not
-stored. Every file records a fingerprint of the parsed model (SHA-256 over
-the FlatEnsemble's structure arrays, leaf values, base margin and settings),
-and ``load(path, model=...)`` refuses a model whose fingerprint differs.
-Explainers that keep the model object need it passed back to :func:`load`:
-
-* the retraining methods (:class:`~treeinf.LOO`, :class:`~treeinf.SubSample`,
-  :class:`~treeinf.DShap`), which refit clones of it. SubSample's refitted
-  models are refitted again at load (from the stored subsets, with the
-  model's own seed) and each is checked against the fingerprint recorded at
-  save time, so loading costs as much as its ``fit``;
-* any explainer fitted on a scikit-learn ``Pipeline`` with preprocessing
-  steps: the fitted steps are taken from the given pipeline and checked
-  against a hash of their state (:func:`joblib.hash`) recorded at save time.
+Bounded reading
+---------------
+Before anything is inflated, the zip's end record is read to refuse more than
+:data:`MAX_MEMBERS` members; ``meta.json`` may inflate to at most
+:data:`MAX_META_BYTES` and nest at most :data:`MAX_DEPTH` deep; every array
+member must declare exactly the size of the dtype and shape listed for it in
+the metadata (a deflated member at most :data:`MAX_DEFLATE_RATIO` times its
+compressed size), and all arrays together at most ``max_bytes``. Members
+are then inflated in a streaming way into arrays of the declared size, so no
+member can inflate to more than it declared. Every limit, when hit, raises
+``PersistenceError`` naming it.
 """
 import hashlib
 import io
 import json
+import math
 import os
+import re
 import secrets
 import struct
 import sys
@@ -57,36 +54,30 @@ import zlib
 
 import numpy as np
 
-from .exceptions import (ModelMismatchError, NotFittedError, PersistenceError,
-                         VersionMismatchError)
+from .exceptions import PersistenceError, VersionMismatchError
 
-__all__ = ["save", "load", "model_fingerprint"]
+__all__ = ["write", "read", "decode", "describe", "memory_budget"]
 
 FORMAT = "treeinf-explainer"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 META = "meta.json"
 _ZIP_MAGIC = b"PK\x03\x04"
 
-# estimator classes that may be saved and instantiated on load
-_ESTIMATORS = ("BoostIn", "LeafInfluence", "LeafRefit", "TREX", "TreeSim", "InputSim",
-               "Target", "Random", "Loss", "LOO", "SubSample", "DShap")
-
-# internal classes whose __dict__ is stored: tag -> (module, class name)
-_OBJECT_CLASSES = {
-    "FlatEnsemble": ("treeinf._trees._flat", "FlatEnsemble"),
-    "TabularEncoder": ("treeinf._trees._encode", "TabularEncoder"),
-    "LightGBMEncoder": ("treeinf._trees._lightgbm", "LightGBMEncoder"),
-    "XGBoostEncoder": ("treeinf._trees._xgboost", "_XGBoostEncoder"),
-    "CatBoostEncoder": ("treeinf._trees._catboost", "CatBoostEncoder"),
-    "SklearnEncoder": ("treeinf._trees._sklearn", "SklearnEncoder"),
-    "Trainer": ("treeinf.explainers.retrain", "_Trainer"),
-}
-
-# FlatEnsemble arrays that define the model (fingerprint)
-_STRUCTURE = ("node_left", "node_right", "node_feature", "node_threshold", "node_kind",
-              "node_missing", "node_default_left", "node_cat_start", "node_cat_len",
-              "cat_bits", "node_leaf", "tree_root", "tree_round", "tree_output",
-              "leaf_offset", "leaf_value", "leaf_library_id", "base_margin")
+#: most members a file may have (meta.json and the arrays)
+MAX_MEMBERS = 65535
+#: most bytes meta.json may inflate to
+MAX_META_BYTES = 16 << 20
+#: deepest nesting of lists and objects in meta.json
+MAX_DEPTH = 100
+#: most central-directory bytes per member (46 fixed, the name, zip64 extras)
+_MAX_ENTRY_BYTES = 160
+#: largest .npy header of an array member
+MAX_NPY_HEADER = 4096
+#: a deflated member declaring more than this many times its compressed
+#: size is refused (deflate cannot exceed about 1032:1)
+MAX_DEFLATE_RATIO = 1100
+#: array element kinds a file may hold (no objects, no structured records)
+_ARRAY_KINDS = "biufcUSmM"
 
 _INLINE_SCALAR_KINDS = "biuU"
 
@@ -94,32 +85,13 @@ _INLINE_SCALAR_KINDS = "biuU"
 # NotImplementedError/RuntimeError for flag bits such as encryption, zlib.error
 # for damaged deflate data)
 _READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
-                KeyError, NotImplementedError, RuntimeError, zlib.error, struct.error)
+                KeyError, NotImplementedError, RuntimeError, zlib.error, struct.error,
+                TypeError, OverflowError)
 
 
 def _version():
     from . import __version__
     return __version__
-
-
-def _full_name(cls):
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _estimator_classes():
-    from . import explainers
-    return {name: getattr(explainers, name) for name in _ESTIMATORS}
-
-
-def _object_class(tag):
-    import importlib
-    module, name = _OBJECT_CLASSES[tag]
-    return getattr(importlib.import_module(module), name)
-
-
-def _object_tags():
-    """{class: tag} of the registered internal classes."""
-    return {_object_class(tag): tag for tag in _OBJECT_CLASSES}
 
 
 # ------------------------------------------------------------- hashing
@@ -135,39 +107,6 @@ def _array_digest(arr):
     return h.hexdigest()
 
 
-def model_fingerprint(ens):
-    """SHA-256 (hex) of a parsed model: structure, leaf values and settings.
-
-    Two models have the same fingerprint when their flat ensembles have
-    identical node and leaf arrays, base margin, objective, kind, learning
-    rate, regularisers, number of input features and classes.
-
-    Parameters
-    ----------
-    ens : FlatEnsemble
-
-    Returns
-    -------
-    str
-        64 hexadecimal digits.
-    """
-    h = hashlib.sha256(b"treeinf-model-fingerprint-1|")
-    for name in _STRUCTURE:
-        h.update(name.encode())
-        _hash_array(h, getattr(ens, name))
-    classes = None if ens.classes is None else [str(c) for c in np.asarray(ens.classes)]
-    settings = [ens.objective, ens.kind, float(ens.learning_rate), float(ens.reg_lambda),
-                float(ens.reg_alpha), float(ens.hessian_factor), ens.library,
-                int(ens.n_features), classes]
-    h.update(json.dumps(settings).encode())
-    return h.hexdigest()
-
-
-def _preprocessor_hash(preprocessor):
-    import joblib
-    return joblib.hash(preprocessor, hash_name="sha1")
-
-
 def _meta_digest(meta):
     body = {k: v for k, v in meta.items() if k != "sha256"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -178,13 +117,13 @@ def _meta_digest(meta):
 class _Writer:
     """Turns a Python value into JSON nodes plus a dict of named arrays."""
 
-    def __init__(self, parts):
+    def __init__(self, parts, object_tags):
         self.parts = parts          # id(obj) -> (obj, part name): model objects
         self.arrays = {}            # member name -> ndarray
         self.array_memo = {}        # id(ndarray) -> (ndarray, node)
         self.tables = []            # pandas objects, referenced by position
         self.table_memo = {}        # id(obj) -> (obj, node)
-        self.object_tags = _object_tags()
+        self.object_tags = object_tags  # class -> tag
 
     # --------------------------------------------------------- helpers
     def fail(self, path, value, why=None):
@@ -375,7 +314,8 @@ class _Refits:
 class _Reader:
     """Turns JSON nodes back into values (the inverse of :class:`_Writer`)."""
 
-    def __init__(self, meta, arrays, parts):
+    def __init__(self, meta, arrays, parts, classes):
+        self.classes = classes      # tag -> class
         self.arrays = arrays        # member name -> ndarray (already verified)
         self.cache = {}
         self.tables = meta["tables"]
@@ -417,7 +357,7 @@ class _Reader:
 
     def _n_scalar(self, node):
         dt = np.dtype(node["dtype"])
-        if dt.kind not in _INLINE_SCALAR_KINDS + "f":
+        if dt.kind not in _INLINE_SCALAR_KINDS + "f" or dt.itemsize > 1 << 16:
             self.bad(f"inline scalar of dtype {dt}")
         value = self.decode(node["value"])
         return np.array(value, dtype=dt)[()]
@@ -488,12 +428,12 @@ class _Reader:
 
     def _n_object(self, node):
         tag = node["class"]
-        if tag not in _OBJECT_CLASSES:
+        if not isinstance(tag, str) or tag not in self.classes:
             self.bad(f"unknown object class {tag!r}")
         state = self.decode(node["state"])
         if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
             self.bad(f"the state of a {tag} object")
-        cls = _object_class(tag)
+        cls = self.classes[tag]
         obj = cls.__new__(cls)
         obj.__dict__.update(state)
         return obj
@@ -559,72 +499,53 @@ class _Reader:
 
 
 # ------------------------------------------------------------------ API
-def _model_parts(est):
-    """Model objects the explainer holds: {id: (object, part name)}."""
-    parts = {}
-    pre = est.ensemble_.encoder.preprocessor
-    if pre is not None:
-        parts[id(pre)] = (pre, "preprocessor")
-    model = est.__dict__.get("_model")
-    if model is not None:
-        parts[id(model)] = (model, "model")
-    trainer = est.__dict__.get("_trainer")
-    if trainer is not None:
-        parts[id(trainer.template)] = (trainer.template, "template")
-    refits = est.__dict__.get("models_")
-    if type(est).__name__ == "SubSample" and refits is not None:
-        parts[id(refits)] = (refits, "refits")
-    return parts
+def describe(file):
+    """How ``file`` is named in messages."""
+    return repr(os.fspath(file)) if not hasattr(file, "read") else "the given file object"
 
 
-def save(estimator, file, compress=False):
-    """Write a fitted explainer to ``file``; see :meth:`BaseInfluence.save`."""
-    cls = type(estimator)
-    registry = _estimator_classes()
-    if registry.get(cls.__name__) is not cls:
-        raise PersistenceError(
-            f"Only treeinf's estimators ({', '.join(_ESTIMATORS)}) can be saved; got "
-            f"{_full_name(cls)}. Pickle subclasses instead.")
-    if not hasattr(estimator, "ensemble_"):
-        raise NotFittedError(
-            f"This {cls.__name__} instance is not fitted yet; call fit(model, X_train, "
-            "y_train) before save().")
-    parts = _model_parts(estimator)
-    writer = _Writer(parts)
-    params = estimator.get_params(deep=False)
-    state = {k: v for k, v in vars(estimator).items() if k not in params}
-    name = cls.__name__
-    params_node = writer.encode(params, f"{name} parameter")
-    state_node = writer.encode(state, name)
-    ens = estimator.ensemble_
-    part_names = sorted({p for _, p in parts.values()})
-    model_info = {
-        "fingerprint": model_fingerprint(ens),
-        "library": ens.library, "model_name": ens.model_name, "objective": ens.objective,
-        "needs": part_names,
-        "preprocessor_hash": (None if ens.encoder.preprocessor is None
-                              else _preprocessor_hash(ens.encoder.preprocessor)),
-        "class": (None if "_model" not in estimator.__dict__
-                  else _full_name(type(estimator.__dict__["_model"]))),
-    }
-    if "refits" in part_names:
-        from ._trees import parse_model
-        model_info["refit_fingerprints"] = [model_fingerprint(parse_model(m))
-                                            for m in estimator.models_]
+def write(file, *, class_name, params, state, parts, object_tags, model_info,
+          compress=False):
+    """Write one explainer file.
+
+    Parameters
+    ----------
+    file : str, path-like or binary file object
+        Written atomically when a path.
+    class_name : str
+    params, state : dict
+        Constructor parameters and fitted state (from ``_get_state``).
+    parts : dict {id(obj): (obj, part name)}
+        Model objects referenced by the state; stored as references only.
+    object_tags : dict {class: tag}
+        Internal classes whose ``__dict__`` may be stored.
+    model_info : dict
+        JSON-ready information on the model, stored as ``meta["model"]``.
+    compress : bool
+        Deflate the members.
+    """
+    writer = _Writer(parts, object_tags)
+    params_node = writer.encode(params, f"{class_name} parameter")
+    state_node = writer.encode(state, class_name)
     arrays = writer.arrays
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "treeinf_version": _version(),
-        "class": name, "params": params_node, "state": state_node, "tables": writer.tables,
-        "model": model_info,
+        "class": class_name, "params": params_node, "state": state_node,
+        "tables": writer.tables, "model": model_info,
         "arrays": {k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": _array_digest(a)}
                    for k, a in arrays.items()},
         "written_with": {"python": sys.version.split()[0], "numpy": np.__version__},
     }
     meta["sha256"] = _meta_digest(meta)
     payload = json.dumps(meta, allow_nan=False).encode("utf-8")
+    if len(payload) > MAX_META_BYTES:
+        raise PersistenceError(
+            f"The metadata of this {class_name} takes {len(payload)} bytes, more than the "
+            f"{MAX_META_BYTES} bytes a file may hold (MAX_META_BYTES); it holds large "
+            "Python objects (e.g. object columns of a DataFrame). Pickle it instead.")
     method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
 
-    def write(fh):
+    def write_to(fh):
         with zipfile.ZipFile(fh, "w", compression=method, allowZip64=True) as zf:
             zf.writestr(META, payload)
             for key, arr in arrays.items():
@@ -632,7 +553,7 @@ def save(estimator, file, compress=False):
                     np.lib.format.write_array(out, arr, allow_pickle=False)
 
     if hasattr(file, "write"):
-        write(file)
+        write_to(file)
         return
     path = os.path.abspath(os.fspath(file))
     # a temporary file next to the target, renamed over it when complete: a
@@ -641,7 +562,7 @@ def save(estimator, file, compress=False):
                        f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     try:
         with open(tmp, "xb") as fh:
-            write(fh)
+            write_to(fh)
         os.replace(tmp, path)
     except OSError as exc:
         raise PersistenceError(f"Cannot write {os.fspath(file)!r}: {exc}") from exc
@@ -650,23 +571,136 @@ def save(estimator, file, compress=False):
             os.remove(tmp)
 
 
-def _describe(file):
-    return repr(os.fspath(file)) if not hasattr(file, "read") else "the given file object"
+def memory_budget():
+    """Bytes the arrays of one file may take by default.
+
+    Three quarters of the memory the process can still use: the smaller of
+    the system's available memory and the room left under the process's
+    address-space limit (``RLIMIT_AS``), where these can be read.
+    """
+    room = []
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    room.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            used = 0
+            with open("/proc/self/status") as fh:
+                for line in fh:
+                    if line.startswith("VmSize:"):
+                        used = int(line.split()[1]) * 1024
+            room.append(max(0, soft - used))
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return int(0.75 * min(room)) if room else 16 << 30
 
 
-def _read(file):
-    """(meta dict, {name: ndarray}) of a treeinf file, all checks done but the version."""
+def read(file, max_bytes=None):
+    """(meta dict, {name: ndarray}) of an explainer file, read within bounds.
+
+    Checks the format, the version, every limit of the module docstring and
+    every checksum; the state is not decoded (see :func:`decode`).
+    """
+    if max_bytes is None:
+        max_bytes = memory_budget()
     if hasattr(file, "read"):
-        return _read_open(file, _describe(file))
+        return _read_open(file, describe(file), max_bytes)
     try:
         fh = open(file, "rb")
     except OSError as exc:
-        raise PersistenceError(f"Cannot read {_describe(file)}: {exc}") from exc
+        raise PersistenceError(f"Cannot read {describe(file)}: {exc}") from exc
     with fh:
-        return _read_open(fh, _describe(file))
+        return _read_open(fh, describe(file), max_bytes)
 
 
-def _read_open(fh, where):
+def _json_depth(raw):
+    """Deepest nesting of [ and { in JSON text (strings skipped), without recursion."""
+    text = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', raw)
+    b = np.frombuffer(text, dtype=np.uint8)
+    opens = (b == ord("[")) | (b == ord("{"))
+    closes = (b == ord("]")) | (b == ord("}"))
+    step = opens[opens | closes].astype(np.int64) * 2 - 1
+    return int(np.cumsum(step).max()) if step.size else 0
+
+
+def _read_member(zf, info, limit):
+    """Bytes of a member, inflated in chunks; refused beyond ``limit`` bytes."""
+    out = bytearray()
+    with zf.open(info) as fm:
+        while True:
+            chunk = fm.read(min(1 << 20, limit + 1 - len(out)))
+            if not chunk:
+                return bytes(out)
+            out += chunk
+            if len(out) > limit:
+                return None
+
+
+def _array_size(info, key):
+    """Declared (dtype, shape, nbytes) of one listed array, or an error."""
+    if not isinstance(info, dict) or not isinstance(info.get("dtype"), str) \
+            or not isinstance(info.get("shape"), list) or len(info["shape"]) > 32:
+        raise ValueError(f"the entry of array {key} is not a dtype and a shape")
+    dtype = np.dtype(info["dtype"])
+    if dtype.hasobject:
+        raise PersistenceError(
+            f"The file lists an array of Python objects ({key}); reading it would "
+            "unpickle data, which treeinf never does. The file was not written by "
+            "treeinf or was tampered with.")
+    if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None or dtype.subdtype \
+            or dtype.hasobject or dtype.str != info["dtype"]:
+        raise ValueError(f"array {key} has dtype {info['dtype']!r}; files hold plain "
+                         "numeric, boolean, string and datetime arrays only")
+    shape = info["shape"]
+    if not all(type(s) is int and 0 <= s < 2 ** 62 for s in shape):
+        raise ValueError(f"array {key} has shape {shape}")
+    return dtype, tuple(shape), math.prod(shape) * dtype.itemsize
+
+
+def _read_array(zf, zinfo, dtype, shape, nbytes, where, member):
+    """One .npy member, read into an array of the declared dtype and shape."""
+    with zf.open(zinfo) as fm:
+        version = np.lib.format.read_magic(fm)
+        if version == (1, 0):
+            got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(
+                fm, max_header_size=MAX_NPY_HEADER)
+        elif version == (2, 0):
+            got_shape, fortran, got_dtype = np.lib.format.read_array_header_2_0(
+                fm, max_header_size=MAX_NPY_HEADER)
+        else:
+            raise ValueError(f"unexpected .npy format version {version}")
+        if got_dtype.hasobject:
+            raise PersistenceError(
+                f"{where} holds an array of Python objects ({member}); reading "
+                "it would unpickle data, which treeinf never does. The file was "
+                "not written by treeinf or was tampered with.")
+        if got_dtype != dtype or got_dtype.str != dtype.str or tuple(got_shape) != shape:
+            raise ValueError(f"dtype {got_dtype.str} and shape {got_shape} differ from "
+                             f"the recorded {dtype.str} and {list(shape)}")
+        header = fm.tell()
+        if header + nbytes != zinfo.file_size:
+            raise ValueError(f"it declares {zinfo.file_size} bytes, but its header and "
+                             f"data take {header + nbytes}")
+        arr = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+        view = memoryview(arr.reshape(-1, order="A").view(np.uint8)) if nbytes else b""
+        pos = 0
+        while pos < nbytes:
+            got = fm.readinto(view[pos:pos + (8 << 20)])
+            if not got:
+                raise EOFError(f"its data ends after {pos} of {nbytes} bytes")
+            pos += got
+        if fm.read(1):
+            raise ValueError("it holds more data than its shape")
+    return arr
+
+
+def _read_open(fh, where, max_bytes):
     corrupted = f"{where} is corrupted or truncated ({{}}); save the explainer again"
     head = fh.read(len(_ZIP_MAGIC))
     if not isinstance(head, bytes):
@@ -677,237 +711,167 @@ def _read_open(fh, where):
             "archive explainer.save() writes).")
     fh.seek(-len(head), io.SEEK_CUR)
     try:
-        npz = np.load(fh, allow_pickle=False)
-    except _READ_ERRORS as exc:
+        # the member count from the end record, before zipfile reads the
+        # central directory into memory
+        end = zipfile._EndRecData(fh)
+        if end is None:
+            raise zipfile.BadZipFile("no zip end record")
+        n_members, cd_size = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]
+        if n_members > MAX_MEMBERS or cd_size > MAX_MEMBERS * _MAX_ENTRY_BYTES:
+            raise PersistenceError(
+                f"{where} declares {n_members} members ({cd_size} bytes of directory); "
+                f"treeinf files have at most {MAX_MEMBERS} (MAX_MEMBERS). It was not "
+                "written by treeinf or was tampered with.")
+        fh.seek(0)
+        zf = zipfile.ZipFile(fh)
+    except PersistenceError:
+        raise
+    except (*_READ_ERRORS, MemoryError) as exc:
         raise PersistenceError(corrupted.format(exc)) from exc
-    with npz:
-        names = set(npz.zip.namelist())
-        if META not in names:
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise PersistenceError(
+                f"{where} has {len(infos)} members; treeinf files have at most "
+                f"{MAX_MEMBERS} (MAX_MEMBERS).")
+        members = {}
+        for info in infos:
+            if info.filename in members:
+                raise PersistenceError(corrupted.format(f"member {info.filename!r} twice"))
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED) \
+                    or info.flag_bits & 0x1:
+                raise PersistenceError(corrupted.format(
+                    f"member {info.filename!r} is encrypted or uses compression method "
+                    f"{info.compress_type}; treeinf writes stored or deflated members"))
+            members[info.filename] = info
+        if META not in members:
             raise PersistenceError(
                 f"{where} is not a treeinf explainer file (it has no {META}).")
+        meta_info = members[META]
         try:
-            raw = npz.zip.read(META)
+            raw = None
+            if meta_info.file_size <= MAX_META_BYTES:
+                raw = _read_member(zf, meta_info, MAX_META_BYTES)
+            if raw is None:
+                raise PersistenceError(
+                    f"{where}: its {META} inflates to more than {MAX_META_BYTES} bytes, "
+                    f"the most a treeinf file's metadata may take (MAX_META_BYTES). It "
+                    "was not written by treeinf or was tampered with.")
+            depth = _json_depth(raw)
+            if depth > MAX_DEPTH:
+                raise PersistenceError(
+                    f"{where}: its {META} nests {depth} levels deep, more than the "
+                    f"{MAX_DEPTH} a treeinf file may (MAX_DEPTH). It was not written by "
+                    "treeinf or was tampered with.")
             meta = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except _READ_ERRORS as exc:
+        except PersistenceError:
+            raise
+        except (*_READ_ERRORS, RecursionError, MemoryError) as exc:
             raise PersistenceError(corrupted.format(f"{META}: {exc}")) from exc
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise PersistenceError(
-                f"{where} is not a treeinf explainer file ({META} does not declare "
-                f"format {FORMAT!r}).")
-        fv = meta.get("format_version")
-        if fv != FORMAT_VERSION:
-            raise VersionMismatchError(
-                f"{where} uses file format version {fv!r}; this treeinf "
-                f"({_version()}) reads version {FORMAT_VERSION}. Load it with the "
-                f"treeinf version that wrote it ({meta.get('treeinf_version')!r}) or "
-                "fit the explainer again.")
-        written = meta.get("treeinf_version")
-        if written != _version():
-            raise VersionMismatchError(
-                f"{where} was written by treeinf {written!r}, but this is treeinf "
-                f"{_version()!r}; fitted state is not compatible across versions. Load "
-                f"it with treeinf {written!r}, or fit the explainer again with this "
-                "version and save it anew.")
-        if meta.get("sha256") != _meta_digest(meta):
-            raise PersistenceError(corrupted.format(
-                f"the checksum of {META} does not match its content"))
-        listed = meta.get("arrays")
-        if not isinstance(listed, dict):
-            raise PersistenceError(corrupted.format(f"{META} lists no arrays"))
+        _check_header(meta, where, corrupted)
+        listed = meta["arrays"]
         expected = {k + ".npy" for k in listed} | {META}
-        if names != expected:
-            odd = sorted(names - expected)[:3] or sorted(expected - names)[:3]
+        if set(members) != expected:
+            odd = sorted(set(members) - expected)[:3] or sorted(expected - set(members))[:3]
             raise PersistenceError(corrupted.format(
                 f"its members {odd} are not the ones {META} lists"))
-        arrays = {}
+        # every size from the metadata, before anything is inflated
+        sizes, total = {}, 0
         for key, info in listed.items():
-            if not isinstance(info, dict):
-                raise PersistenceError(corrupted.format(f"{META} entry of {key}"))
+            member = key + ".npy"
+            zinfo = members[member]
+            try:
+                dtype, shape, nbytes = _array_size(info, key)
+            except (ValueError, TypeError) as exc:
+                raise PersistenceError(corrupted.format(f"{META}: {exc}")) from exc
+            if not nbytes < zinfo.file_size <= nbytes + MAX_NPY_HEADER + 16:
+                raise PersistenceError(corrupted.format(
+                    f"{member} inflates to {zinfo.file_size} bytes, but its listed dtype "
+                    f"{dtype.str} and shape {list(shape)} take {nbytes} bytes plus a header"))
+            if zinfo.compress_type == zipfile.ZIP_STORED and \
+                    zinfo.compress_size != zinfo.file_size or \
+                    zinfo.file_size > MAX_DEFLATE_RATIO * zinfo.compress_size + 1024:
+                raise PersistenceError(corrupted.format(
+                    f"{member} declares {zinfo.file_size} bytes from {zinfo.compress_size} "
+                    f"stored bytes, more than deflate can produce (MAX_DEFLATE_RATIO)"))
+            sizes[key] = (dtype, shape, nbytes)
+            total += nbytes
+        if total > max_bytes:
+            raise PersistenceError(
+                f"{where} declares arrays of {total / 2**20:.1f} MiB in total, more than "
+                f"the max_bytes limit of {max_bytes / 2**20:.1f} MiB (by default three "
+                "quarters of the memory this process can still use). If the file is "
+                "trusted and the memory is there, pass a larger max_bytes to load().")
+        arrays = {}
+        for key, (dtype, shape, nbytes) in sizes.items():
             member = key + ".npy"
             try:
-                # the header first: refuse object arrays and unexpected shapes
-                # before numpy allocates or reads anything
-                with npz.zip.open(member) as fm:
-                    version = np.lib.format.read_magic(fm)
-                    if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(fm)
-                    elif version == (2, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(fm)
-                    else:
-                        raise ValueError(f"unexpected .npy format version {version}")
-                if dtype.hasobject:
-                    raise PersistenceError(
-                        f"{where} holds an array of Python objects ({member}); reading "
-                        "it would unpickle data, which treeinf never does. The file was "
-                        "not written by treeinf or was tampered with.")
-                if dtype.str != info.get("dtype") or list(shape) != info.get("shape"):
-                    raise ValueError(f"dtype {dtype.str} and shape {shape} differ from "
-                                     f"the recorded {info.get('dtype')} and "
-                                     f"{info.get('shape')}")
-                arr = npz[member]
+                arr = _read_array(zf, members[member], dtype, shape, nbytes, where, member)
             except PersistenceError:
                 raise
+            except MemoryError as exc:
+                raise PersistenceError(
+                    f"{where}: not enough memory for array {key} ({nbytes} bytes) within "
+                    f"the max_bytes limit of {max_bytes} bytes; pass a smaller "
+                    "max_bytes to refuse such files early.") from exc
             except _READ_ERRORS as exc:
                 raise PersistenceError(corrupted.format(f"{member}: {exc}")) from exc
-            if _array_digest(arr) != info.get("sha256"):
+            if _array_digest(arr) != listed[key].get("sha256"):
                 raise PersistenceError(corrupted.format(
                     f"array {key} does not match its recorded checksum"))
             arrays[key] = arr
     return meta, arrays
 
 
+def _check_header(meta, where, corrupted):
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise PersistenceError(
+            f"{where} is not a treeinf explainer file ({META} does not declare "
+            f"format {FORMAT!r}).")
+    fv = meta.get("format_version")
+    if fv != FORMAT_VERSION:
+        raise VersionMismatchError(
+            f"{where} uses file format version {fv!r}; this treeinf "
+            f"({_version()}) reads version {FORMAT_VERSION}. Load it with the "
+            f"treeinf version that wrote it ({meta.get('treeinf_version')!r}) or "
+            "fit the explainer again.")
+    written = meta.get("treeinf_version")
+    if written != _version():
+        raise VersionMismatchError(
+            f"{where} was written by treeinf {written!r}, but this is treeinf "
+            f"{_version()!r}; fitted state is not compatible across versions. Load "
+            f"it with treeinf {written!r}, or fit the explainer again with this "
+            "version and save it anew.")
+    if meta.get("sha256") != _meta_digest(meta):
+        raise PersistenceError(corrupted.format(
+            f"the checksum of {META} does not match its content"))
+    if not isinstance(meta.get("arrays"), dict):
+        raise PersistenceError(corrupted.format(f"{META} lists no arrays"))
+    if not all(k in meta for k in ("class", "params", "state", "model")) \
+            or not isinstance(meta.get("tables"), list) \
+            or not isinstance(meta.get("model"), dict):
+        raise PersistenceError(f"{where} is corrupted or not a treeinf file: its "
+                               f"{META} lacks the model, tables, params or state entries.")
+
+
 def _reject_constant(name):
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def load(file, model=None):
-    """Load an explainer written by :meth:`BaseInfluence.save`.
+def decode(meta, arrays, parts, classes):
+    """(params, state) of a file read by :func:`read`.
 
-    Reading executes no code from the file: arrays are read with
-    ``numpy.load(..., allow_pickle=False)``, everything else is JSON, and only
-    treeinf's own estimator classes are instantiated.
-
-    Parameters
-    ----------
-    file : str, path-like or binary file object
-        A file written by ``explainer.save(file)``.
-    model : trained model or Pipeline, optional
-        The model the explainer was fitted on. Required by the explainers
-        that keep the model object: LOO, SubSample and DShap (they refit
-        it), and any explainer fitted on a ``Pipeline`` with preprocessing
-        steps (the fitted steps are taken from it). For the others it is
-        optional and, when given, checked like for those.
-
-    Returns
-    -------
-    BaseInfluence
-        The fitted explainer; its influences equal the saved one's exactly.
-        SubSample's refitted models are refitted from the stored subsets
-        (as in its ``fit``) and checked against their saved fingerprints.
-
-    Raises
-    ------
-    PersistenceError
-        The file is not a treeinf file, is corrupted or truncated, or the
-        explainer needs ``model`` and none was given.
-    VersionMismatchError
-        The file was written by another treeinf version (both are named).
-    ModelMismatchError
-        ``model`` is not the model the explainer was fitted on (its parsed
-        trees, leaf values or preprocessing steps differ), or SubSample's
-        refits do not reproduce the saved ones (an unseeded model).
-
-    Examples
-    --------
-    >>> import lightgbm as lgb, treeinf
-    >>> from sklearn.datasets import load_breast_cancer
-    >>> X, y = load_breast_cancer(return_X_y=True)
-    >>> model = lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, y)
-    >>> explainer = treeinf.BoostIn().fit(model, X, y)
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "boostin.treeinf")
-    >>> explainer.save(path)
-    >>> again = treeinf.load(path)          # BoostIn needs no model object
-    >>> (again.get_self_influence() == explainer.get_self_influence()).all()
-    np.True_
+    ``parts`` maps model part names to the objects to put in their place;
+    ``classes`` maps object tags to the internal classes that may be built.
+    Nothing is validated beyond the encoding itself.
     """
-    meta, arrays = _read(file)
-    where = _describe(file)
-    name = meta.get("class")
-    registry = _estimator_classes()
-    if not isinstance(name, str) or name not in registry:
-        raise PersistenceError(
-            f"{where} holds a {name!r}, which is not a treeinf estimator "
-            f"({', '.join(_ESTIMATORS)}).")
-    cls = registry[name]
-    info = meta.get("model")
-    needs = info.get("needs") if isinstance(info, dict) else None
-    if (not isinstance(needs, list) or not isinstance(meta.get("tables"), list)
-            or not all(k in meta for k in ("params", "state"))):
-        raise PersistenceError(f"{where} is corrupted or not a treeinf file: its "
-                               f"{META} lacks the model, tables, params or state entries.")
-    parts = _check_model(model, info, name, needs)
-    reader = _Reader(meta, arrays, parts)
-    params = reader.decode(meta["params"])
-    state = reader.decode(meta["state"])
+    reader = _Reader(meta, arrays, parts, classes)
+    try:
+        params = reader.decode(meta["params"])
+        state = reader.decode(meta["state"])
+    except RecursionError:
+        reader.bad("its state nests too deeply")
     if not isinstance(params, dict) or not isinstance(state, dict) \
             or not all(isinstance(k, str) for k in list(params) + list(state)):
         reader.bad("parameters or state are not dicts of attribute names")
-    try:
-        est = cls(**params)
-    except TypeError as exc:
-        reader.bad(f"parameters {sorted(params)} do not fit {name}: {exc}")
-    est.__dict__.update(state)
-    if "refits" in needs:
-        _refit_subsample(est, info.get("refit_fingerprints") or [])
-    return est
-
-
-def _check_model(model, info, name, needs):
-    """Model parts for the reader; raises unless ``model`` is the fitted one."""
-    if model is None:
-        if needs:
-            why = ("refits clones of the model" if "model" in needs else
-                   "was fitted on a Pipeline whose preprocessing steps it uses")
-            raise PersistenceError(
-                f"{name} {why}, which the file does not store (storing a model object "
-                f"would need pickle). Pass the model it was fitted on "
-                f"({info.get('model_name')}): treeinf.load(file, model=model).")
-        return {}
-    from ._trees import parse_model
-    ens = parse_model(model)
-    got = model_fingerprint(ens)
-    if got != info["fingerprint"]:
-        raise ModelMismatchError(
-            f"The given model is not the one the saved {name} was fitted on: its "
-            f"trees or leaf values differ (model fingerprint {got[:12]}..., saved "
-            f"{str(info['fingerprint'])[:12]}..., a {info.get('model_name')} "
-            f"({info.get('library')}, {info.get('objective')})). Pass the exact trained "
-            "model the explainer was fitted with.")
-    parts = {}
-    pre_hash = info.get("preprocessor_hash")
-    pre = ens.encoder.preprocessor
-    got_pre = None if pre is None else _preprocessor_hash(pre)
-    if got_pre != pre_hash:
-        detail = ("the given model has none" if pre is None else
-                  "the saved explainer was fitted without any" if pre_hash is None else
-                  "their fitted state differs")
-        raise ModelMismatchError(
-            f"The given model's preprocessing steps differ from those the saved {name} "
-            f"was fitted with ({detail}); pass the same fitted model or Pipeline.")
-    if pre is not None:
-        parts["preprocessor"] = pre
-    if "model" in needs:
-        expected = info.get("class")
-        if _full_name(type(model)) != expected:
-            raise ModelMismatchError(
-                f"The saved {name} was fitted with a {expected}, but the given model is a "
-                f"{_full_name(type(model))}; pass the same estimator object type (it is "
-                "refitted).")
-        parts["model"] = model
-    if "template" in needs:
-        from .explainers.retrain import _single_threaded
-        parts["template"] = _single_threaded(model)
-    if "refits" in needs:
-        parts["refits"] = _Refits()
-    return parts
-
-
-def _refit_subsample(est, fingerprints):
-    """Refit SubSample's models from the stored subsets and check each one."""
-    from ._trees import parse_model
-    from .explainers.retrain import _fit_task
-    subsets = [np.flatnonzero(row) for row in est.in_subset_]
-    if len(fingerprints) != len(subsets):
-        raise PersistenceError(
-            "The file is corrupted or not a treeinf file: SubSample records "
-            f"{len(fingerprints)} refit fingerprints for {len(subsets)} subsets.")
-    models = est._run(_fit_task, [(est._trainer, rows) for rows in subsets], "refits")
-    for k, (m, fp) in enumerate(zip(models, fingerprints)):
-        if model_fingerprint(parse_model(m)) != fp:
-            raise ModelMismatchError(
-                f"SubSample: model {k} refitted at load differs from the one refitted "
-                f"before saving, so the saved influences cannot be reproduced. The model "
-                "must be deterministic: fix its seed (random_state / random_seed) and "
-                "fit the explainer again; or pickle SubSample, which keeps the models.")
-    est.models_ = models
+    return params, state

@@ -9,10 +9,12 @@ faster path.
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .. import _checks as C
 from .._numba import num_threads, resolve_n_jobs
 from .._trees import parse_model
 from .._validation import check_k, check_sample_weight, encode_target
-from ..exceptions import DataValidationError, NotFittedError, UnsupportedModelError
+from ..exceptions import (DataValidationError, NotFittedError, PersistenceError,
+                          UnsupportedModelError)
 
 
 def top_from_local(local, k, largest):
@@ -138,6 +140,22 @@ class BaseInfluence(BaseEstimator):
     #: compute on the rows the model trained on only (rows held out for
     #: early stopping get influence 0)
     _restrict_to_train_rows = True
+
+    #: fitted attributes a saved file stores, {name: spec from treeinf._checks};
+    #: each class adds its own, merged along the class hierarchy
+    _STATE = {
+        "ensemble_": C.Ensemble(),
+        "n_train_": C.Int(1, dim="n"),
+        "n_features_in_": C.Int(1, dim="F_in"),
+        "feature_names_in_": C.Names("F_in", optional=True),
+        "fidelity_": C.Report(),
+        "n_rows_in_": C.Int(1, dim="n_in"),
+        "train_rows_": C.Arr("i8", ("*",), none=True, values=(0, "n_in")),
+    }
+    #: fitted attributes not stored but rebuilt by ``_set_state``
+    _DERIVED = ()
+    #: whether loading needs the model object (retraining methods)
+    _needs_model = False
 
     # ------------------------------------------------------------- fitting
     def fit(self, model, X, y, sample_weight=None, *, learning_rate=None, reg_lambda=None,
@@ -357,6 +375,58 @@ class BaseInfluence(BaseEstimator):
         return self._expand_top(idx, val, k, kind == "helpful")
 
     # ------------------------------------------------------- persistence
+    @classmethod
+    def _state_table(cls):
+        """{attribute: spec} of the stored state, base classes first."""
+        table, derived = {}, set()
+        for klass in reversed(cls.__mro__):
+            table.update(vars(klass).get("_STATE", {}))
+            derived.update(vars(klass).get("_DERIVED", ()))
+        return {k: v for k, v in table.items() if k not in derived}, derived
+
+    def _get_state(self):
+        """The fitted attributes to store: everything in ``_STATE``.
+
+        Derived attributes (``_DERIVED``) are left out; any other fitted
+        attribute raises, so a new one cannot be dropped silently.
+        """
+        table, derived = self._state_table()
+        params = self.get_params(deep=False)
+        state = {}
+        for key, value in vars(self).items():
+            if key in params or key in derived:
+                continue
+            if key not in table:
+                raise PersistenceError(
+                    f"Cannot save {type(self).__name__}: its fitted attribute {key!r} is "
+                    "in neither its _STATE table (stored and checked on load) nor its "
+                    "_DERIVED list (rebuilt on load). Add it to one of them.")
+            state[key] = value
+        return {key: state[key] for key in table if key in state}  # in table order
+
+    def _state_dims(self):
+        """Named dimensions the state's shapes may use besides the ensemble's."""
+        return {}
+
+    def _set_state(self, state):
+        """Validate a loaded state against ``_STATE`` and set it.
+
+        The parameters are checked first, then every stored attribute in
+        table order (the ensemble first, whose sizes the others are checked
+        against). Subclasses rebuild their derived attributes afterwards.
+        Returns the named dimensions (n, T, L, K, ...); raises
+        PersistenceError for anything out of place.
+        """
+        try:
+            resolve_n_jobs(getattr(self, "n_jobs", None))
+            self._check_params()
+        except (DataValidationError, TypeError, ValueError) as exc:
+            C.bad(f"the saved {type(self).__name__} parameters are invalid ({exc})")
+        table, _ = self._state_table()
+        dims = self._state_dims()
+        self.__dict__.update(C.check_state(state, table, dims, type(self).__name__))
+        return dims
+
     def save(self, file, compress=False):
         """Write the fitted explainer to a file that loads without executing code.
 
@@ -388,7 +458,7 @@ class BaseInfluence(BaseEstimator):
             If an attribute (e.g. a parameter) holds an object that cannot be
             stored without pickle; the message names it.
         """
-        from .._persist import save
+        from ._io import save
         save(self, file, compress=compress)
 
     # ------------------------------------------------ generic fallbacks

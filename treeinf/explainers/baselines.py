@@ -28,6 +28,7 @@ from .._kernels.similarity import (COSINE, DOT, EUCLIDEAN, input_similarity_kern
                                    sorted_leaf_prefix_kernel, threshold_gather_kernel)
 from .._losses import output_loss
 from .._stats import group_by_leaf, leaf_aggregate, leaf_index, tree_major_leaves
+from .. import _checks as C
 from ..exceptions import DataValidationError, InfluenceNotDefinedError
 from ._base import BaseInfluence, top_from_local
 
@@ -211,6 +212,28 @@ class TreeSim(_PairwiseInfluence):
 
     _KERNELS = ("lpw", "lp_", "lo_", "low")
 
+    # saved state: per-tree features of the training rows; tiles are rebuilt
+    _STATE = {
+        "_leaf_phi": C.Arr("f8", ("L",), finite=True),
+        "_y": C.Arr("f8", ("n",), values="label"),
+        "_leaves_T": C.Arr("u1 u2 i4", ("T", "n"), values="leaf"),
+        "_train_T": C.Arr("f8", ("T", "n"), finite=True),
+        "_self_influence": C.Arr("f8", ("n",), finite=True),
+    }
+    _DERIVED = ("_tile", "_tile_ptr", "_tile_idx")
+
+    def _set_state(self, state):
+        dims = super()._set_state(state)
+        if self.similarity != "euclidean":
+            ens, (n_trees, n) = self.ensemble_, self._leaves_T.shape
+            self._tile = tile_size(n)
+            self._tile_ptr = np.empty((-(-n // self._tile), ens.leaf_offset[-1] + 1),
+                                      dtype=np.int64)
+            self._tile_idx = np.empty(n * n_trees, dtype=np.uint16)
+            tile_csr_kernel(self._leaves_T, ens.leaf_offset, self._tile, self._tile_ptr,
+                            self._tile_idx)
+        return dims
+
     def __init__(self, kernel="lpw", similarity="dot", eps=1e-8, n_jobs=None):
         self.kernel = kernel
         self.similarity = similarity
@@ -359,6 +382,28 @@ class InputSim(_PairwiseInfluence):
     (400,)
     """
 
+    # saved state: the prepared training matrix and the fill values; the
+    # row norms are rebuilt
+    _STATE = {
+        "fill_values_": C.Arr("f8", ("F",), finite=True),
+        "_low": C.Arr("f8", ("F",), finite=True),
+        "_high": C.Arr("f8", ("F",), finite=True),
+        "_center": C.Arr("f8", ("F",), finite=True, optional=True),
+        "_scale": C.Arr("f8", ("F",), finite=True, optional=True),
+        "_X": C.Arr("f8", ("n", "F"), finite=True),
+        "_y": C.Arr("f8", ("n",), values="label"),
+    }
+    _DERIVED = ("_norm",)
+
+    def _set_state(self, state):
+        dims = super()._set_state(state)
+        if ("_center" in self.__dict__) != bool(self.standardize) \
+                or ("_scale" in self.__dict__) != bool(self.standardize):
+            C.bad("InputSim's standardisation state does not match standardize="
+                  f"{self.standardize!r}")
+        self._norm = np.sqrt(np.einsum("ij,ij->i", self._X, self._X))
+        return dims
+
     def __init__(self, similarity="euclidean", eps=1e-8, standardize=False, n_jobs=None):
         self.similarity = similarity
         self.eps = eps
@@ -423,6 +468,20 @@ class InputSim(_PairwiseInfluence):
 
 class _Seeded(_PairwiseInfluence):
     """Keys and seed of the pseudo-random baselines."""
+
+    # saved state: the seed and each training row's key; ranked keys rebuilt
+    _STATE = {
+        "seed_": C.Int(0, 2 ** 64 - 1),
+        "_y": C.Arr("f8", ("n",), values="label"),
+        "_own_key": C.Arr("u8", ("n",)),
+    }
+    _DERIVED = ("_key",)
+
+    def _set_state(self, state):
+        dims = super()._set_state(state)
+        self._key = np.empty_like(self._own_key)
+        ranked_key_kernel(self._own_key, _occurrence_rank(self._own_key), self._key)
+        return dims
 
     def _check_params(self):
         _check_random_state(self.random_state)
@@ -620,6 +679,8 @@ class Loss(BaseInfluence):
     >>> Loss().fit(model, X, y).get_self_influence().shape
     (569,)
     """
+
+    _STATE = {"_loss": C.Arr("f8", ("n",), finite="nonan")}
 
     def __init__(self, n_jobs=None):
         self.n_jobs = n_jobs

@@ -6,6 +6,7 @@ from .._kernels.coleaf import (TILE_DENSE_FRACTION, coleaf_dense_kernel, coleaf_
                                tile_csr_kernel, tile_size)
 from .._stats import (effective_l2, group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
                       round_derivatives, sort_by_leaf, tree_major_leaves)
+from .. import _checks as C
 from ..exceptions import DataValidationError
 from ._base import BaseInfluence, LabelEditMixin
 
@@ -69,6 +70,17 @@ class BoostIn(LabelEditMixin, BaseInfluence):
 
     _supported_kinds = ("boosting",)
 
+    # saved state: the training terms; the leaf groupings are rebuilt on load
+    _STATE = {
+        "_y": C.Arr("f8", ("n",), values="label"),
+        "_w": C.Arr("f8", ("n",), finite=True),
+        "_inv_denom": C.Arr("f8", ("L",), finite=True),
+        "_self_influence": C.Arr("f8", ("n",), finite=True),
+        "_leaves_T": C.Arr("u1 u2 i4", ("T", "n"), values="leaf"),
+        "_train_T": C.Arr("f8", ("T", "n"), finite=True),
+    }
+    _DERIVED = ("_ptr", "_idx", "_train_sorted", "_tile", "_tile_ptr", "_tile_idx")
+
     def __init__(self, variant="exact", n_jobs=None):
         self.variant = variant
         self.n_jobs = n_jobs
@@ -106,6 +118,20 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         self._tile_idx = np.empty(n * n_trees, dtype=np.uint16)
         tile_csr_kernel(self._leaves_T, ens.leaf_offset, self._tile, self._tile_ptr,
                         self._tile_idx)
+
+    def _set_state(self, state):
+        dims = super()._set_state(state)
+        ens = self.ensemble_
+        leaves = np.ascontiguousarray(self._leaves_T.T, dtype=np.int32)
+        self._ptr, self._idx = group_by_leaf(ens, leaves)
+        self._train_sorted = sort_by_leaf(self._train_T.T, self._idx)
+        n, n_trees = leaves.shape
+        self._tile = tile_size(n)
+        self._tile_ptr = np.empty((-(-n // self._tile), ens.leaf_offset[-1] + 1), dtype=np.int64)
+        self._tile_idx = np.empty(n * n_trees, dtype=np.uint16)
+        tile_csr_kernel(self._leaves_T, ens.leaf_offset, self._tile, self._tile_ptr,
+                        self._tile_idx)
+        return dims
 
     def _coleaf_args(self):
         return (self.ensemble_.leaf_offset, self._ptr, self._idx, self._train_sorted,

@@ -15,6 +15,7 @@ from .._fidelity import newton_leaves
 from .._losses import OBJECTIVE_CODES, gradient
 from .._stats import (effective_l2, group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
                       round_derivatives, sort_by_leaf, tree_major_leaves)
+from .. import _checks as C
 from ..exceptions import DataValidationError, LeafValueMismatchError
 from ._base import BaseInfluence, LabelEditMixin
 
@@ -75,6 +76,26 @@ class _FixedStructure(LabelEditMixin, BaseInfluence):
     """Shared fitting of the fixed-structure methods."""
 
     _supported_kinds = ("boosting",)
+
+    # saved state: per-row terms; the leaf grouping and margins are rebuilt
+    _STATE = {
+        "_leaves_T": C.Arr("u1 u2 i4", ("T", "n"), values="leaf"),
+        "_b": C.Arr("f8", ("L",), finite=True),
+        "_lam": C.Arr("f8", ("L",), finite=True),
+        "_g": C.Arr("f8", ("n", "T"), finite=True),
+        "_w": C.Arr("f8", ("n",), finite=True),
+        "_y": C.Arr("f8", ("n",), values="label"),
+        "_cmul_T": C.Arr("f8", ("T", "n"), finite=True),
+    }
+    _DERIVED = ("_ptr", "_idx", "_margin")
+
+    def _set_state(self, state):
+        dims = super()._set_state(state)
+        ens = self.ensemble_
+        leaves = np.ascontiguousarray(self._leaves_T.T, dtype=np.int32)
+        self._ptr, self._idx = group_by_leaf(ens, leaves)
+        self._margin = ens.margins_from_leaves(leaves)
+        return dims
 
     def _check_params(self):
         u = self.update_set
@@ -194,11 +215,47 @@ class LeafInfluence(_FixedStructure):
     (400, 3)
     """
 
+    # TopKLeaves' sparse derivatives (O(n^2) to compute) are stored as a CSR;
+    # SinglePoint's are rebuilt (O(n * n_trees)); AllPoints has none
+    _STATE = {
+        "_src_T": C.Arr("f8", ("T", "n"), finite=True),
+        "_sparse_ptr": C.Arr("i8", ("L+1",), optional=True),
+        "_sparse_idx": C.Arr("u4", ("*",), optional=True),
+        "_sparse_vals": C.Arr("f8", ("*",), finite=True, optional=True),
+    }
+    _DERIVED = ("_sparse",)
+
     def __init__(self, update_set=-1, atol=1e-5, n_jobs=None, verbose=False):
         self.update_set = update_set
         self.atol = atol
         self.n_jobs = n_jobs
         self.verbose = verbose
+
+    def _get_state(self):
+        state = super()._get_state()
+        if self.update_set >= 1:
+            state["_sparse_ptr"], state["_sparse_idx"], state["_sparse_vals"], _ = self._sparse
+        return state
+
+    def _set_state(self, state):
+        dims = super()._set_state(state)
+        keys = ("_sparse_ptr", "_sparse_idx", "_sparse_vals")
+        stored = [self.__dict__.pop(k, None) for k in keys]
+        want = self.update_set >= 1
+        if any(a is not None for a in stored) != want \
+                or want and not all(a is not None for a in stored):
+            C.bad(f"LeafInfluence(update_set={self.update_set}) "
+                  f"{'lacks' if want else 'has'} TopKLeaves derivatives")
+        if self.update_set >= 1:
+            ptr, idx, vals = stored
+            C.check_csr(ptr, idx, dims["L"], dims["n"], "LeafInfluence._sparse_ptr")
+            if vals.shape != idx.shape:
+                C.bad("LeafInfluence._sparse_vals and _sparse_idx differ in length")
+            self._sparse = (ptr, idx, vals, None)
+        else:
+            self._sparse = self._sparse_derivatives(self._src_T) if self.update_set == 0 \
+                else None
+        return dims
 
     def _fit(self, Xe, y, w):
         self._src_T = self._prepare(Xe, y, w)[-1]
@@ -342,6 +399,13 @@ class LeafRefit(_FixedStructure):
     >>> influence.shape
     (200, 2)
     """
+
+    _STATE = {
+        "_G": C.Arr("f8", ("L",), finite=True),
+        "_H": C.Arr("f8", ("L",), finite=True),
+        "_phi": C.Arr("f8", ("L",), finite=True),
+        "_before": C.Arr("f8", ("R", "K", "n"), finite=True),
+    }
 
     def __init__(self, update_set=-1, atol=1e-5, n_jobs=None, verbose=False):
         self.update_set = update_set

@@ -19,9 +19,10 @@ import warnings
 import numpy as np
 from sklearn.base import clone
 
+from .. import _checks as C
 from .._losses import P_CLIP
 from .._numba import resolve_n_jobs
-from ..exceptions import DataValidationError, UnsupportedModelError
+from ..exceptions import DataValidationError, ModelMismatchError, UnsupportedModelError
 from ._base import BaseInfluence, LabelEditMixin
 
 _THREAD_PARAMS = ("n_jobs", "thread_count", "nthread")
@@ -249,6 +250,38 @@ class _Retrain(BaseInfluence):
 
     #: whether the method compares against the original model's predictions
     _uses_original = True
+
+    # saved state: the training data in the user's format and the encoded
+    # targets; the model is given back to load() and the trainer rebuilt
+    _needs_model = True
+    _STATE = {
+        "_y_enc": C.Arr("f8", ("n",), values="label"),
+        "_w_eff": C.Arr("f8", ("n",), finite=True),
+        "_X": C.Table("n", "F_in"),
+        "_y": C.AnyArr(("n",)),
+        "_classes": C.AnyArr(lambda d: ("C",), none=True),
+        "_model": C.Part(),
+        "_sample_weight": C.Arr("f8", ("n",), finite=True, none=True),
+        "refit_max_difference_": C.Float(0.0, nan=True, optional=True),
+    }
+    _DERIVED = ("_trainer",)
+
+    def _get_state(self):
+        state = super()._get_state()
+        state["_sample_weight"] = self._trainer.sample_weight
+        return state
+
+    def _set_state(self, state):
+        dims = super()._set_state(state)
+        w = self.__dict__.pop("_sample_weight")
+        ens = self.ensemble_
+        if (self._classes is None) != (ens.objective == "regression"):
+            C.bad(f"{type(self).__name__}._classes does not fit a {ens.objective} model")
+        prefix, _ = _final_step(self._model)
+        fit_params = {} if self.fit_params is None else self.fit_params
+        self._trainer = _Trainer(_single_threaded(self._model), self._X, self._y, w,
+                                 dict(fit_params), prefix + "sample_weight", ens.model_name)
+        return dims
 
     #: refits see every row passed to fit, as the model's own fit did
     _restrict_to_train_rows = False
@@ -601,6 +634,47 @@ class SubSample(_Retrain):
             f"Could not draw a subset of {size} of {n} training rows that contains every "
             "class in 1000 attempts; increase subsample or merge rare classes.")
 
+    # the refitted models are refitted again on load and checked against
+    # fingerprints taken at save time
+    _STATE = {
+        "in_subset_": C.Arr("?", ("m", "n")),
+        "_refit_fingerprints": C.AnyArr(("m",)),
+    }
+    _DERIVED = ("models_",)
+
+    def _state_dims(self):
+        return {"m": int(self.n_models)}
+
+    def _get_state(self):
+        from .._checks import model_fingerprint
+        from .._trees import parse_model
+        state = super()._get_state()
+        state["_refit_fingerprints"] = np.array(
+            [model_fingerprint(parse_model(m)) for m in self.models_])
+        return state
+
+    def _set_state(self, state):
+        from .._checks import model_fingerprint
+        from .._trees import parse_model
+        dims = super()._set_state(state)
+        fingerprints = self.__dict__.pop("_refit_fingerprints")
+        if fingerprints.dtype.kind != "U":
+            C.bad("SubSample's refit fingerprints are not strings")
+        if not (self.in_subset_.sum(axis=1) >= 2).all():
+            C.bad("a SubSample subset holds fewer than 2 rows")
+        subsets = [np.flatnonzero(row) for row in self.in_subset_]
+        models = self._run(_fit_task, [(self._trainer, rows) for rows in subsets], "refits")
+        for k, (m, fp) in enumerate(zip(models, fingerprints)):
+            if model_fingerprint(parse_model(m)) != fp:
+                raise ModelMismatchError(
+                    f"SubSample: model {k} refitted at load differs from the one refitted "
+                    "before saving, so the saved influences cannot be reproduced. The "
+                    "model must be deterministic: fix its seed (random_state / "
+                    "random_seed) and fit the explainer again; or pickle SubSample, which "
+                    "keeps the models.")
+        self.models_ = models
+        return dims
+
     def _fit_retrain(self):
         n = self.n_train_
         size = int(round(self.subsample * n))
@@ -757,6 +831,13 @@ class DShap(_Retrain):
         _check_int(self.window, "window", 1)
         _check_float(self.tol, "tol", 0.0, np.inf)
         _check_float(self.truncation_tol, "truncation_tol", 0.0, np.inf)
+
+    _STATE = {
+        "_prior": C.Arr("f8", lambda d: (1,) if d["C"] is None else ("C",), finite=True),
+        "n_permutations_": C.Int(0, optional=True),
+        "converged_": C.Bool(optional=True),
+        "n_fits_": C.Int(0, optional=True),
+    }
 
     def _fit_retrain(self):
         n_classes = None if self._classes is None else len(self._classes)

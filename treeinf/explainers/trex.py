@@ -14,6 +14,7 @@ from .._kernels.trex import (gather_rows_kernel, leaf_path_fill_kernel,
                              trex_table_kernel)
 from .._losses import OBJECTIVE_CODES, loss
 from .._stats import leaf_index, tree_major_leaves
+from .. import _checks as C
 from ..exceptions import DataValidationError
 from ._base import BaseInfluence
 
@@ -209,6 +210,51 @@ class TREX(BaseInfluence):
     >>> explainer.get_local_influence(X[400:403], y[400:403]).shape
     (400, 3)
     """
+
+    # saved state: the kernel's per-leaf entries, the training rows' leaf
+    # matrix, the solution; products and transposes are rebuilt on load
+    _STATE = {
+        "n_features_kernel_": C.Int(1, dim="d"),
+        "_entry_ptr": C.Arr("i8", ("L+1",)),
+        "_entry_col": C.Arr("i4", ("*",)),
+        "_entry_val": C.Arr("f8", ("*",), finite=True),
+        "_L": C.Csr("n", "L"),
+        "_scale": C.Arr("f8", ("n",), finite=True),
+        "_train_sq": C.Arr("f8", ("n",), finite=True),
+        "_leaves_T": C.Arr("u1 u2 i4", ("T", "n"), values="leaf", optional=True),
+        "n_iter_": C.Int(0),
+        "_grad_max": C.Float(0.0, nan=True),
+        "_alpha": C.Arr("f8", ("n", "K"), finite=True),
+        "_y": C.Arr("f8", ("n",), values="label"),
+        "coef_": C.Arr("f8", lambda d: ("d",) if d["K"] == 1 else ("d", "K"), finite=True),
+        "surrogate_fidelity_": C.Float(-1.0, 1.0, nan=True),
+    }
+    _DERIVED = ("_objective_code", "_cosine", "_scatter", "_E", "_E_T", "_leaf_sq", "_L_T",
+                "_phi_T", "_w_rep", "alpha_")
+
+    def _set_state(self, state):
+        dims = super()._set_state(state)
+        ens = self.ensemble_
+        n_leaves, d, K = dims["L"], dims["d"], dims["K"]
+        C.check_csr(self._entry_ptr, self._entry_col, n_leaves, d, "TREX._entry_ptr")
+        if self._entry_val.shape != self._entry_col.shape:
+            C.bad("TREX._entry_val and _entry_col differ in length")
+        self._objective_code = OBJECTIVE_CODES[ens.objective]
+        self._cosine = self.similarity == "cosine"
+        self._scatter = self.kernel in ("lp_", "lpw", "lo_", "low")
+        if self._scatter == ("_leaves_T" in self.__dict__):
+            C.bad(f"TREX(kernel={self.kernel!r}) {'has' if self._scatter else 'lacks'} "
+                  "the training rows' leaves")
+        self._E = sp.csr_matrix((self._entry_val, self._entry_col, self._entry_ptr),
+                                shape=(n_leaves, d))
+        self._E_T = self._E.T.tocsr()
+        self._leaf_sq = np.asarray(self._E.multiply(self._E).sum(axis=1)).ravel()
+        self._L_T = self._L.T.tocsr()
+        if self._scatter:
+            self._phi_T = (self._L @ self._E).T.tocsr()
+        self._w_rep = self._phi_T_times(self._alpha)
+        self.alpha_ = self._alpha[:, 0].copy() if K == 1 else self._alpha.copy()
+        return dims
 
     def __init__(self, kernel="lpw", target="actual", lmbd=0.003, similarity="dot",
                  max_iter=2000, tol=1e-8, n_jobs=None):
