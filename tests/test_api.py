@@ -182,3 +182,21 @@ def test_forests(spec):
         return
     local = est.get_local_influence(Xte, yte)
     assert local.shape == (len(ytr), len(yte)) and np.all(np.isfinite(local))
+
+
+def test_version_and_packaging_files(capsys):
+    """`treeinf --version`, and the files a wheel ships besides the code."""
+    import tomllib
+    from pathlib import Path
+    from treeinf.cli import main
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"treeinf {treeinf.__version__}"
+    root = Path(__file__).resolve().parents[1]
+    build = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]
+    assert build["build-backend"] == "setuptools.build_meta"
+    assert "MIT License" in (root / "LICENSE").read_text()
+    assert (root / "treeinf" / "py.typed").is_file()
+    setup = (root / "setup.py").read_text()
+    assert '"py.typed"' in setup and 'license="MIT"' in setup
