@@ -231,3 +231,27 @@ def test_sample_weight_validation(data):
     np.testing.assert_array_equal(
         est.fit(model, Xtr, ytr, sample_weight=list(ints)).get_self_influence(),
         est.fit(model, Xtr, ytr, sample_weight=ints.astype(float)).get_self_influence())
+
+
+def test_compile_notice_only_at_a_verbose_first_fit(monkeypatch, capsys, data):
+    from treeinf.explainers import _progress
+    model, Xtr, ytr, w, Xte, yte = data
+    treeinf.BoostIn().fit(model, Xtr, ytr).get_local_influence(Xte, yte)
+    scan = _progress._uncached_kernels
+    monkeypatch.setattr(_progress, "_uncached_kernels", lambda: ["k1", "k2"])
+    monkeypatch.setattr(_progress, "_first_fit_done", False)
+    _progress.compile_notice(True)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "compiling 2 numba kernels" in err
+    _progress.compile_notice(True)                 # once per process
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(_progress, "_first_fit_done", False)
+    _progress.compile_notice(False)                # a quiet first fit: never
+    _progress.compile_notice(True)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(_progress, "_first_fit_done", False)
+    monkeypatch.setattr(_progress, "_uncached_kernels", lambda: [])
+    _progress.compile_notice(True)                 # everything cached: nothing to say
+    assert capsys.readouterr().err == ""
+    # the real scan does not list kernels this process has used (BoostIn's)
+    assert "coleaf_tiled_kernel" not in scan()

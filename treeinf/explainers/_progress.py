@@ -13,7 +13,8 @@ _KERNEL_MODULES = ("treeinf._kernels.coleaf", "treeinf._kernels.fixed",
                    "treeinf._kernels.similarity", "treeinf._kernels.stats",
                    "treeinf._kernels.traversal", "treeinf._kernels.trex", "treeinf._losses")
 
-_notice_shown = False
+#: whether an explainer was fitted in this process (the notice concerns the first)
+_first_fit_done = False
 
 
 def row_chunks(total, verbose, desc, step=1):
@@ -69,14 +70,17 @@ def _uncached_kernels():
 def compile_notice(verbose):
     """Print one line to stderr before numba compiles treeinf's kernels.
 
-    Only with ``verbose``, at most once per process, and only when some
-    kernel has neither been compiled in this process nor cached on disk (the
-    first run on a machine or after an upgrade).
+    Called at every ``fit``; prints only at the first fit of the process,
+    only with ``verbose``, and only when some kernel has neither been
+    compiled in this process nor cached on disk (the first run on a machine
+    or after an upgrade), since that fit is the one that compiles.
     """
-    global _notice_shown
-    if not verbose or _notice_shown:
+    global _first_fit_done
+    if _first_fit_done:
         return
-    _notice_shown = True
+    _first_fit_done = True
+    if not verbose:
+        return
     missing = _uncached_kernels()
     if missing:
         print(f"treeinf: compiling {len(missing)} numba kernels on first use; this takes "
