@@ -187,7 +187,7 @@ def test_integer_parameters_like_sklearn(name, data):
     b = est.get_top_influence(Xte, yte, k=np.int64(3))
     np.testing.assert_array_equal(a[0], b[0])
     for bad in (2.0, np.float64(3.0), True, 0):
-        with pytest.raises(InvalidParameterError, match="k must be an integer"):
+        with pytest.raises(InvalidParameterError, match="k must be a positive integer"):
             est.get_top_influence(Xte, yte, k=bad)
 
 

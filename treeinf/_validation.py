@@ -198,11 +198,13 @@ def check_k(k, n_train):
     Like scikit-learn's integer parameters, numpy integers are accepted and
     floats are refused (also integral ones such as 2.0).
     """
-    try:
-        check_value(k, "k", [POSITIVE_INT])
-    except InvalidParameterError as exc:
+    if not _satisfied(k, [POSITIVE_INT]):
+        hint = (f" (a float); pass the integer {int(k)}"
+                if isinstance(k, (float, np.floating)) and np.isfinite(k)
+                and float(k).is_integer() else "")
         raise InvalidParameterError(
-            f"{exc} k is the number of training rows returned per test row.") from None
+            f"k must be a positive integer (the number of training rows returned per "
+            f"test row), got {k!r}{hint}.")
     if k > n_train:
         raise DataValidationError(
             f"k={k} is larger than the number of training rows ({n_train}).")
