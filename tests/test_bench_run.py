@@ -84,21 +84,37 @@ def test_config_change_means_a_new_unit(tmp_path):
     assert a["version"] and a["data"] and a["model_params"]["random_state"] == 1
 
 
+def _cli_args(*args, out):
+    return ["bench", "run", "--datasets", "concrete",
+            "--models", "lgb", "--methods", "boostin,random,target",
+            "--measures", "removal,noise", "--n-test-rows", "3",
+            "--fractions", "removal=0,0.5,1", "--fractions", "noise=0,5,10",
+            "--data-dir", DATA_DIR, "--out", str(out), "--quiet", *args]
+
+
 def _cli(*args, out, **kw):
-    cmd = [sys.executable, "-m", "treeinf", "bench", "run", "--datasets", "concrete",
-           "--models", "lgb", "--methods", "boostin,random,target",
-           "--measures", "removal,noise", "--n-test-rows", "3",
-           "--fractions", "removal=0,0.5,1", "--fractions", "noise=0,5,10",
-           "--data-dir", DATA_DIR, "--out", str(out), "--quiet", *args]
+    cmd = [sys.executable, "-m", "treeinf", *_cli_args(*args, out=out)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True, **kw)
 
 
-def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
-    ref, killed = tmp_path / "ref", tmp_path / "killed"
-    p = _cli("--n-jobs", "2", out=ref)
-    assert p.wait(timeout=600) == 0, p.stderr.read().decode()
-    expected = _results(ref)
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """One uninterrupted `treeinf bench run`, shared by the tests below.
+
+    Run in this process through the command line's own ``main`` (the code
+    ``python -m treeinf`` runs), which spares a second start-up of Python,
+    numba and LightGBM; the killed and resumed runs are real processes.
+    """
+    from treeinf.cli import main
+    out = tmp_path_factory.mktemp("reference")
+    assert main(_cli_args("--n-jobs", "2", out=out)) == 0
+    return out
+
+
+def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path, reference_run):
+    killed = tmp_path / "killed"
+    expected = _results(reference_run)
     assert len(expected) == 3 * 3 + 3
 
     p = _cli("--n-jobs", "2", out=killed)
@@ -146,11 +162,9 @@ def test_dask_cluster_with_a_killed_worker_matches_joblib(tmp_path):
     assert _results(tmp_path / "dask") == expected
 
 
-def test_cli_run_and_report_write_tables_and_plots(tmp_path):
-    p = _cli(out=tmp_path / "res")
-    assert p.wait(timeout=600) == 0, p.stderr.read().decode()
+def test_cli_run_and_report_write_tables_and_plots(tmp_path, reference_run):
     rep = subprocess.run([sys.executable, "-m", "treeinf", "bench", "report", "--results",
-                          str(tmp_path / "res"), "--out", str(tmp_path / "rep")],
+                          str(reference_run), "--out", str(tmp_path / "rep")],
                          capture_output=True, text=True, timeout=300)
     assert rep.returncode == 0, rep.stderr
     md = (tmp_path / "rep" / "ranks.md").read_text()
@@ -163,20 +177,21 @@ def test_cli_run_and_report_write_tables_and_plots(tmp_path):
         assert (tmp_path / "rep" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_errors_are_messages_not_tracebacks(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "treeinf", "bench", "run", "--datasets",
-                        "nope", "--out", str(tmp_path)], capture_output=True, text=True)
-    assert r.returncode == 2 and "unknown data set" in r.stderr
-    assert "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "treeinf", "bench", "report", "--results",
-                        str(tmp_path / "empty"), "--out", str(tmp_path / "rep")],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "no finished results" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "treeinf", "bench", "run", "--datasets",
-                        "concrete", "--n-jobs", "0", "--out", str(tmp_path)],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and "n_jobs must be a non-zero integer" in r.stderr
-    assert "Traceback" not in r.stderr
+def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    from treeinf.cli import main
+    # through main, in this process: an exception main does not turn into a
+    # message would fail the test here just as a traceback would
+    for argv, message in (
+            (["bench", "run", "--datasets", "nope", "--out", str(tmp_path)],
+             "unknown data set"),
+            (["bench", "report", "--results", str(tmp_path / "empty"), "--out",
+              str(tmp_path / "rep")], "no finished results"),
+            (["bench", "run", "--datasets", "concrete", "--n-jobs", "0", "--out",
+              str(tmp_path)], "n_jobs must be a non-zero integer")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"treeinf bench: error: {message}" in err and "Traceback" not in err, err
+    # and once through the real entry point, in a process of its own
     env = dict(os.environ, DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s")
     r = subprocess.run([sys.executable, "-m", "treeinf", "bench", "run", "--datasets",
                         "concrete", "--models", "lgb", "--methods", "boostin", "--measures",
