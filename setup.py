@@ -17,13 +17,15 @@ setup(
     long_description=(here / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["treeinf", "treeinf.*"]),
-    package_data={"treeinf": ["_data/manifest.json"]},
+    # py.typed: the public API carries type hints (PEP 561)
+    package_data={"treeinf": ["_data/manifest.json", "py.typed"]},
+    license_files=["LICENSE"],
     python_requires=">=3.10",
     install_requires=[
         "numpy>=1.24",
         "numba>=0.59",
         "scipy>=1.10",
-        "scikit-learn>=1.4",
+        "scikit-learn>=1.6",  # __sklearn_tags__, _check_sample_weight(ensure_non_negative)
         "joblib>=1.3",
         "pandas>=2.0",
         "tqdm>=4.0",

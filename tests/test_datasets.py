@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 from sklearn.model_selection import train_test_split
@@ -285,3 +286,47 @@ def test_twitter_pinned_hash_is_checked(monkeypatch):
                                            "expected 0{64}"):
         datasets.load("twitter")
     assert datasets.load("twitter", verify=False).substitute is True
+
+
+# ------------------------------------------------- as_frame and return_X_y --
+
+@pytest.mark.parametrize("name", ["concrete", "german_credit"])
+def test_as_frame_and_return_x_y_like_sklearn_loaders(name):
+    with np.load(SHARED / f"{name}.npz", allow_pickle=False) as ref:
+        ref = {k: ref[k] for k in ("X_train", "y_train", "X_test", "y_test",
+                                   "feature_names")}
+    columns = [str(f) for f in ref["feature_names"]]
+    # the default return is unchanged: a Dataset of ndarrays
+    d = datasets.load(name, data_dir=SHARED)
+    assert isinstance(d, datasets.Dataset) and isinstance(d.X_train, np.ndarray)
+    # as_frame: DataFrames with the feature names, Series named 'target'
+    f = datasets.load(name, data_dir=SHARED, as_frame=True)
+    assert isinstance(f, datasets.Dataset)
+    for part in ("train", "test"):
+        X, y = getattr(f, f"X_{part}"), getattr(f, f"y_{part}")
+        assert isinstance(X, pd.DataFrame) and list(X.columns) == columns
+        assert list(X.dtypes.unique()) == [ref[f"X_{part}"].dtype]
+        np.testing.assert_array_equal(X.to_numpy(), ref[f"X_{part}"])
+        assert isinstance(y, pd.Series) and y.name == "target"
+        assert y.dtype == ref[f"y_{part}"].dtype
+        np.testing.assert_array_equal(y.to_numpy(), ref[f"y_{part}"])
+    assert (f.name, f.task, f.classes, f.feature_names) == (d.name, d.task, d.classes,
+                                                            d.feature_names)
+    # return_X_y: the four parts in train_test_split's order
+    parts = datasets.load(name, data_dir=SHARED, return_X_y=True)
+    assert isinstance(parts, tuple) and len(parts) == 4
+    for got, key in zip(parts, ("X_train", "X_test", "y_train", "y_test")):
+        assert isinstance(got, np.ndarray)
+        np.testing.assert_array_equal(got, ref[key])
+    frames = datasets.load(name, data_dir=SHARED, as_frame=True, return_X_y=True)
+    assert [type(p).__name__ for p in frames] == ["DataFrame", "DataFrame", "Series",
+                                                  "Series"]
+    pd.testing.assert_frame_equal(frames[0], f.X_train)
+    pd.testing.assert_series_equal(frames[3], f.y_test)
+
+
+def test_as_frame_and_return_x_y_must_be_booleans():
+    from treeinf.exceptions import InvalidParameterError
+    for kw in (dict(as_frame="yes"), dict(return_X_y=1)):
+        with pytest.raises(InvalidParameterError, match="True or False"):
+            datasets.load("concrete", data_dir=SHARED, **kw)

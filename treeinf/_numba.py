@@ -4,6 +4,7 @@ All kernels are compiled with ``cache=True`` (compiled once per machine),
 ``nogil=True`` and without fastmath, so results are bit-for-bit repeatable.
 """
 import contextlib
+import numbers
 import os
 
 import numba
@@ -33,14 +34,15 @@ def resolve_n_jobs(n_jobs):
     max_threads = numba.config.NUMBA_NUM_THREADS
     if n_jobs is None:
         return max_threads
-    if not isinstance(n_jobs, (int,)) or isinstance(n_jobs, bool) or n_jobs == 0:
+    if (not isinstance(n_jobs, numbers.Integral) or isinstance(n_jobs, bool)
+            or n_jobs == 0):
         from .exceptions import DataValidationError
         raise DataValidationError(
             f"n_jobs must be a non-zero integer or None, got {n_jobs!r}; "
             "use None or -1 for all cores, or a positive number of threads.")
     if n_jobs < 0:
-        return max(1, max_threads + 1 + n_jobs)
-    return min(n_jobs, max_threads)
+        return max(1, max_threads + 1 + int(n_jobs))
+    return min(int(n_jobs), max_threads)
 
 
 @contextlib.contextmanager

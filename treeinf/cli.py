@@ -1,6 +1,7 @@
 """The ``treeinf`` command line."""
 import argparse
 import sys
+from typing import Optional, Sequence
 
 
 def _demo(args):
@@ -54,8 +55,11 @@ def _demo(args):
 
 
 def build_parser():
+    from . import __version__
     parser = argparse.ArgumentParser(
         prog="treeinf", description="Training-data influence for tree ensembles.")
+    parser.add_argument("--version", action="version", version=f"treeinf {__version__}",
+                        help="print treeinf's version and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="explain three LightGBM predictions with BoostIn")
     demo.add_argument("--top", type=int, default=5, help="training rows shown per kind")
@@ -68,7 +72,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
     from .exceptions import TreeInfError
     args = build_parser().parse_args(argv)
     try:

@@ -32,12 +32,12 @@ import difflib
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 
@@ -75,7 +75,8 @@ class Dataset:
         Data set name, one of :func:`list_datasets`.
     task : {'binary', 'multiclass', 'regression'}
     X_train : ndarray of shape (n_train, n_features)
-        Training features, float32 or float64 exactly as stored in the file.
+        Training features, float32 or float64 exactly as stored in the file
+        (a DataFrame and the y's Series with ``load(..., as_frame=True)``).
     y_train : ndarray of shape (n_train,)
         int32 class indices (classification) or float64 targets (regression).
     X_test : ndarray of shape (n_test, n_features)
@@ -147,7 +148,7 @@ def _entry(name):
     return entries[name]
 
 
-def list_datasets(task=None, li_only=False):
+def list_datasets(task: Optional[str] = None, li_only: bool = False) -> list:
     """Names of the benchmark's data sets.
 
     Parameters
@@ -173,7 +174,7 @@ def list_datasets(task=None, li_only=False):
 
 # ------------------------------------------------------------ directories --
 
-def default_data_dir():
+def default_data_dir() -> Path:
     """The directory used when neither ``data_dir`` nor ``TREEINF_DATA_DIR`` is given.
 
     Returns
@@ -201,7 +202,7 @@ def _search_dirs(data_dir):
     return [default_data_dir()], f"the default ({ENV_VAR} is not set)"
 
 
-def data_dirs(data_dir=None):
+def data_dirs(data_dir: Optional[Union[str, os.PathLike]] = None) -> list:
     """The directories :func:`load` searches for ``<name>.npz``, in order.
 
     Parameters
@@ -316,7 +317,8 @@ def _check_contents(name, path, entry, data):
                            f"manifest describes it: {'; '.join(problems)}.")
 
 
-def load(name, data_dir=None, verify=True):
+def load(name: str, data_dir: Optional[Union[str, os.PathLike]] = None, verify: bool = True,
+         *, as_frame: bool = False, return_X_y: bool = False) -> Union["Dataset", tuple]:
     """Load one benchmark data set.
 
     Parameters
@@ -331,6 +333,15 @@ def load(name, data_dir=None, verify=True):
         Check the file's sha256 against the manifest (each file is hashed
         once per process unless it changes); for ``twitter``, check that
         the generated arrays are the pinned ones.
+    as_frame : bool, default=False
+        Return X as pandas DataFrames (columns named by ``feature_names``,
+        dtypes as stored) and y as pandas Series named ``'target'`` (class
+        indices for classification, see ``classes``), as scikit-learn's
+        loaders do.
+    return_X_y : bool, default=False
+        Return the tuple ``(X_train, X_test, y_train, y_test)`` (the order of
+        ``sklearn.model_selection.train_test_split``) instead of a
+        :class:`Dataset`.
 
     Returns
     -------
@@ -339,6 +350,9 @@ def load(name, data_dir=None, verify=True):
         of shape (n_train,), ``X_test`` of shape (n_test, n_features),
         ``y_test`` of shape (n_test,), feature names, classes and status.
         The arrays are fresh: changing them changes nothing else.
+    (X_train, X_test, y_train, y_test) : tuple
+        If ``return_X_y=True``; ndarrays, or DataFrames and Series with
+        ``as_frame=True``.
 
     Raises
     ------
@@ -354,10 +368,21 @@ def load(name, data_dir=None, verify=True):
     -----
     ``twitter`` is generated in memory (see :func:`make_twitter_substitute`),
     so it needs no file; it and ``obesity`` have ``substitute=True``.
+
+    Examples
+    --------
+    >>> from treeinf import datasets
+    >>> X_train, X_test, y_train, y_test = datasets.load(
+    ...     "twitter", as_frame=True, return_X_y=True)
+    >>> X_train.shape, list(X_train.columns[:3]), y_train.name
+    ((200000, 14), ['x0', 'x1', 'x2'], 'target')
     """
+    from ._validation import check_value
+    check_value(as_frame, "as_frame", ["boolean"], "datasets.load")
+    check_value(return_X_y, "return_X_y", ["boolean"], "datasets.load")
     entry = _entry(name)
     if name == "twitter":
-        return make_twitter_substitute(verify=verify)
+        return _shape_output(make_twitter_substitute(verify=verify), as_frame, return_X_y)
     if entry["status"] == "missing" or not entry.get("file"):
         raise DatasetNotFoundError(f"data set {name!r} is not available: the manifest "
                                    f"marks it {entry['status']!r} with no file.")
@@ -369,16 +394,32 @@ def load(name, data_dir=None, verify=True):
     classes = None
     if entry["task"] != "regression":
         classes = tuple(str(c) for c in data["classes"])
-    return Dataset(name=name, task=entry["task"],
-                   X_train=data["X_train"], y_train=data["y_train"],
-                   X_test=data["X_test"], y_test=data["y_test"],
-                   feature_names=tuple(str(f) for f in data["feature_names"]),
-                   classes=classes, substitute=entry["status"] == "substitute",
-                   status=entry["status"],
-                   n_classes=None if classes is None else len(classes))
+    dataset = Dataset(name=name, task=entry["task"],
+                      X_train=data["X_train"], y_train=data["y_train"],
+                      X_test=data["X_test"], y_test=data["y_test"],
+                      feature_names=tuple(str(f) for f in data["feature_names"]),
+                      classes=classes, substitute=entry["status"] == "substitute",
+                      status=entry["status"],
+                      n_classes=None if classes is None else len(classes))
+    return _shape_output(dataset, as_frame, return_X_y)
 
 
-def describe(name):
+def _shape_output(dataset, as_frame, return_X_y):
+    """The Dataset, with pandas X and y if ``as_frame``, or its four arrays."""
+    if as_frame:
+        import pandas as pd
+        cols = list(dataset.feature_names)
+        dataset = replace(dataset,
+                          X_train=pd.DataFrame(dataset.X_train, columns=cols, copy=False),
+                          X_test=pd.DataFrame(dataset.X_test, columns=cols, copy=False),
+                          y_train=pd.Series(dataset.y_train, name="target", copy=False),
+                          y_test=pd.Series(dataset.y_test, name="target", copy=False))
+    if return_X_y:
+        return dataset.X_train, dataset.X_test, dataset.y_train, dataset.y_test
+    return dataset
+
+
+def describe(name: str) -> dict:
     """What the manifest says of a data set, without reading its file.
 
     Parameters
@@ -421,7 +462,7 @@ TWITTER_RECIPE = MappingProxyType(dict(
 _TWITTER_SHA256 = "f28cd620d3512f0488b3991c9ee49841686f1f41e5fca3aa191b49c32def9561"
 
 
-def make_twitter_substitute(verify=True):
+def make_twitter_substitute(verify: bool = True) -> "Dataset":
     """Generate the synthetic stand-in for the ``twitter`` data set.
 
     The paper's ``twitter`` data (spam comments with graph features) is

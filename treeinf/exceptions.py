@@ -3,17 +3,31 @@
 Every error a user can trigger is one of these classes, so callers can catch
 ``treeinf.exceptions.TreeInfError`` for anything the library refuses. Each
 class also derives from the built-in exception a scikit-learn user would
-expect (``ValueError``, ``AttributeError`` ...), so generic handlers keep
-working.
+expect (``ValueError``, ``AttributeError`` ...), and from scikit-learn's
+own class where it has one (:class:`NotFittedError` is a
+``sklearn.exceptions.NotFittedError``, :class:`InvalidParameterError` is
+what scikit-learn raises for a bad constructor parameter), so generic
+handlers keep working.
 """
+import sklearn.exceptions
+
+try:  # the class scikit-learn raises for invalid estimator parameters
+    from sklearn.utils._param_validation import InvalidParameterError as _SklearnParamError
+except ImportError:  # pragma: no cover - scikit-learn moved it
+    class _SklearnParamError(ValueError, TypeError):
+        pass
 
 
 class TreeInfError(Exception):
     """Base class of every treeinf error."""
 
 
-class NotFittedError(TreeInfError, AttributeError, ValueError):
-    """An explainer (or a model) was used before it was fitted."""
+class NotFittedError(TreeInfError, sklearn.exceptions.NotFittedError):
+    """An explainer (or a model) was used before it was fitted.
+
+    Also a ``sklearn.exceptions.NotFittedError`` (hence a ``ValueError`` and
+    an ``AttributeError``), so code written for scikit-learn catches it.
+    """
 
 
 class UnsupportedModelError(TreeInfError, TypeError, ValueError):
@@ -36,6 +50,15 @@ class ParseMismatchError(TreeInfError, RuntimeError):
 
 class DataValidationError(TreeInfError, ValueError):
     """X, y or sample weights are malformed or do not match the model."""
+
+
+class InvalidParameterError(DataValidationError, _SklearnParamError):
+    """A constructor or method parameter has the wrong type or value.
+
+    The message names the parameter, what was passed and what is accepted.
+    It is a :class:`DataValidationError` and scikit-learn's
+    ``InvalidParameterError`` (a ``ValueError`` and a ``TypeError``).
+    """
 
 
 class LeafValueMismatchError(TreeInfError, ValueError):

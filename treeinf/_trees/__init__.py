@@ -4,8 +4,10 @@ Dispatch is by full class name through a registry, so no tree library is
 imported until a model of that library is parsed.
 """
 import importlib
+from typing import Any, Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..exceptions import NotFittedError, UnsupportedModelError
 from ._flat import FlatEnsemble, RawTree, build_ensemble
@@ -66,7 +68,7 @@ def _is_pipeline(model):
     return any(name == _PIPELINE for name in _full_names(model))
 
 
-def parse_model(model, X=None):
+def parse_model(model: Any, X: Optional[ArrayLike] = None) -> FlatEnsemble:
     """Parse a trained tree model into a :class:`FlatEnsemble`.
 
     Parameters

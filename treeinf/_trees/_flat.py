@@ -120,7 +120,9 @@ class FlatEnsemble:
     learning_rate, reg_lambda, reg_alpha : float
         Shrinkage and leaf regularisers as used by the library's Newton step.
     hessian_factor : float
-        Multiclass diagonal hessian factor (SPEC 1); 1 otherwise.
+        Multiclass: the factor f of the diagonal hessian f * p_c * (1 - p_c)
+        that reproduces the library's Newton leaves (e.g. K / (K - 1) for
+        LightGBM and GradientBoosting, 2 for XGBoost); 1 otherwise.
     library : str
         'lightgbm', 'xgboost', 'catboost' or 'sklearn'.
     model_name : str

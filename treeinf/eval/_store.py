@@ -5,6 +5,9 @@ includes the treeinf version and the data file's checksum), so a changed
 setting or a new release never reuses an old result. Each file is written to a
 temporary name in the same directory, flushed to disk and renamed into place:
 a reader sees either no file or a complete one, whenever the writer is killed.
+Temporary files are named ``.partial-*.tmp``: they never match ``*.json``, so
+counting ``*.json`` files counts finished units, also while a writer is busy
+or after it was killed mid-write.
 """
 import hashlib
 import json
@@ -16,6 +19,7 @@ from pathlib import Path
 from ..exceptions import DataValidationError
 
 _TMP_PREFIX = ".partial-"
+_TMP_SUFFIX = ".tmp"
 
 
 def unit_key(cfg):
@@ -66,7 +70,7 @@ class ResultStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         record = {"key": unit_key(cfg), "config": cfg, **outcome}
         data = json.dumps(record, sort_keys=True, allow_nan=True).encode("utf-8")
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=".json", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX, dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -88,7 +92,8 @@ class ResultStore:
         return path
 
     def records(self):
-        """Every finished record in the store (temporary files are ignored)."""
+        """Every finished record in the store (temporary files are ignored,
+        also ``.partial-*.json`` ones left by earlier treeinf versions)."""
         if not self.root.is_dir():
             return []
         out = []

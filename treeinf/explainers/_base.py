@@ -6,15 +6,22 @@ arrays. Subclasses implement the hooks; the generic ``_self``/``_global``/
 ``_top`` fall back to the dense local matrix only where a method has no
 faster path.
 """
+from __future__ import annotations
+
+from typing import Any, Literal
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator
 
 from .. import _checks as C
 from .._numba import num_threads, resolve_n_jobs
 from .._trees import parse_model
-from .._validation import check_k, check_sample_weight, encode_target
+from .._validation import (N_JOBS, VERBOSE, StrOptions, check_k, check_params,
+                           check_sample_weight, check_value, encode_target)
 from ..exceptions import (DataValidationError, NotFittedError, PersistenceError,
                           UnsupportedModelError)
+from ._progress import compile_notice
 
 
 def top_from_local(local, k, largest):
@@ -281,8 +288,35 @@ class BaseInfluence(BaseEstimator):
             return None if names is None else list(names)
         return ens.encoder.feature_names
 
+    #: scikit-learn style constraints of the constructor parameters, checked
+    #: by ``_check_params`` at ``fit`` (subclasses extend the dict)
+    _parameter_constraints: dict = {"n_jobs": N_JOBS, "verbose": VERBOSE}
+
     def _check_params(self):
-        """Validate constructor parameters (subclasses extend)."""
+        """Validate constructor parameters; announce first-use compilation.
+
+        Subclasses with further checks call ``super()._check_params()`` first.
+        """
+        check_params(self)
+        compile_notice(getattr(self, "verbose", False))
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "ensemble_")
+
+    def __sklearn_tags__(self):
+        # an explainer is neither a classifier nor a regressor (estimator_type
+        # stays None); fit needs y; X may hold NaN and categorical columns as
+        # the model saw them (the model decides what it accepts)
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.non_deterministic = self._non_deterministic()
+        return tags
+
+    def _non_deterministic(self):
+        """Whether two fits of this instance can give different influences."""
+        return False
 
     def _check_fitted(self):
         if not hasattr(self, "ensemble_"):
@@ -297,7 +331,7 @@ class BaseInfluence(BaseEstimator):
         return Xe, y_enc
 
     # --------------------------------------------------------- public API
-    def get_local_influence(self, X, y):
+    def get_local_influence(self, X: ArrayLike, y: ArrayLike) -> np.ndarray:
         """Influence of every training row on the loss of every given row.
 
         Parameters
@@ -316,7 +350,7 @@ class BaseInfluence(BaseEstimator):
         with num_threads(getattr(self, "n_jobs", None)):
             return self._expand_rows(self._local(Xe, y_enc))
 
-    def get_self_influence(self):
+    def get_self_influence(self) -> np.ndarray:
         """Influence of each training row on its own training loss.
 
         Returns
@@ -327,7 +361,7 @@ class BaseInfluence(BaseEstimator):
         with num_threads(getattr(self, "n_jobs", None)):
             return self._expand_rows(self._self())
 
-    def get_global_influence(self, X, y):
+    def get_global_influence(self, X: ArrayLike, y: ArrayLike) -> np.ndarray:
         """Summed influence of each training row over the given rows.
 
         Parameters
@@ -345,7 +379,9 @@ class BaseInfluence(BaseEstimator):
         with num_threads(getattr(self, "n_jobs", None)):
             return self._expand_rows(self._global(Xe, y_enc))
 
-    def get_top_influence(self, X, y, k=10, kind="helpful"):
+    def get_top_influence(self, X: ArrayLike, y: ArrayLike, k: int = 10,
+                          kind: Literal["helpful", "harmful"] = "helpful"
+                          ) -> tuple[np.ndarray, np.ndarray]:
         """The k most helpful (or harmful) training rows for each given row.
 
         Parameters
@@ -364,9 +400,7 @@ class BaseInfluence(BaseEstimator):
         values : ndarray of shape (n_test, k), float64
             Their influence on each test row.
         """
-        if kind not in ("helpful", "harmful"):
-            raise DataValidationError(
-                f"kind must be 'helpful' or 'harmful', got {kind!r}.")
+        check_value(kind, "kind", [StrOptions({"helpful", "harmful"})])
         Xe, y_enc = self._encode_query(X, y)
         k = check_k(k, self.n_rows_in_)
         k_fit = min(k, self.n_train_)
@@ -427,7 +461,7 @@ class BaseInfluence(BaseEstimator):
         self.__dict__.update(C.check_state(state, table, dims, type(self).__name__))
         return dims
 
-    def save(self, file, compress=False):
+    def save(self, file: Any, compress: bool = False) -> None:
         """Write the fitted explainer to a file that loads without executing code.
 
         The file is a zip archive of ``.npy`` arrays (written without pickle)
@@ -472,7 +506,8 @@ class BaseInfluence(BaseEstimator):
 class LabelEditMixin:
     """``get_label_edit_influence`` for methods with a ``_label_edit`` hook."""
 
-    def get_label_edit_influence(self, X, y, target):
+    def get_label_edit_influence(self, X: ArrayLike, y: ArrayLike,
+                                 target: ArrayLike) -> np.ndarray:
         """Influence of relabelling each training row on each given row.
 
         Parameters

@@ -1,11 +1,11 @@
-"""Similarity-based influence and simple baselines (SPEC §5).
+"""Similarity-based influence and simple baselines.
 
 ``TreeSim`` and ``InputSim`` score a training row by how similar it is to the
 test row (in the trees' leaf space or in input space), signed by whether the
 two rows "agree" (:func:`sign` below). ``Target``, ``Random`` and ``Loss``
 are the reference points a real method should beat.
 
-Sign s(i, e) of a training row i for a test row e (SPEC §5):
+Sign s(i, e) of a training row i for a test row e:
 
 * classification: +1 if y_i == y_e, else -1;
 * regression, with p the model's prediction for x_e: +1 if y_i and y_e lie
@@ -29,8 +29,10 @@ from .._kernels.similarity import (COSINE, DOT, EUCLIDEAN, input_similarity_kern
 from .._losses import output_loss
 from .._stats import group_by_leaf, leaf_aggregate, leaf_index, tree_major_leaves
 from .. import _checks as C
+from .._validation import POSITIVE_REAL, RANDOM_STATE, StrOptions
 from ..exceptions import DataValidationError, InfluenceNotDefinedError
 from ._base import BaseInfluence, top_from_local
+from ._progress import blocks, row_chunks
 
 __all__ = ["TreeSim", "InputSim", "Target", "Random", "Loss"]
 
@@ -42,29 +44,8 @@ BLOCK_ELEMENTS = 1 << 22
 _MEASURES = {"dot": DOT, "cosine": COSINE, "euclidean": EUCLIDEAN}
 
 
-def _check_choice(name, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise DataValidationError(
-            f"{name} must be one of {list(choices)}, got {value!r}.")
-
-
-def _check_eps(eps):
-    if (not isinstance(eps, numbers.Real) or isinstance(eps, bool)
-            or not np.isfinite(eps) or eps <= 0):
-        raise DataValidationError(
-            f"eps must be a positive finite number (it bounds 1/distance by 1/eps "
-            f"for identical rows), got {eps!r}.")
-
-
-def _check_random_state(random_state):
-    rs = random_state
-    ok = (rs is None or isinstance(rs, np.random.RandomState)
-          or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool)
-              and 0 <= rs < 2 ** 32))
-    if not ok:
-        raise DataValidationError(
-            f"random_state must be None, an integer in [0, 2**32) or a "
-            f"numpy.random.RandomState, got {rs!r}.")
+#: eps bounds 1/distance by 1/eps for identical rows
+_EPS = [POSITIVE_REAL]
 
 
 def _seed_from(random_state):
@@ -130,12 +111,24 @@ class _PairwiseInfluence(BaseInfluence):
 
     def _blocks(self, m):
         step = max(1, BLOCK_ELEMENTS // max(1, self.n_train_))
-        return [slice(s, min(m, s + step)) for s in range(0, m, step)]
+        return blocks([slice(s, min(m, s + step)) for s in range(0, m, step)],
+                      self.verbose, f"{type(self).__name__} test rows", m)
+
+    def _local(self, Xe, y):
+        """Local influence (n_train, m); each test row's column depends only on
+        that row, so verbose mode computes it in chunks under a progress bar."""
+        m = Xe.shape[0]
+        if not self.verbose:
+            return self._local_rows(Xe, y)
+        out = np.empty((self.n_train_, m))
+        for a, z in row_chunks(m, True, f"{type(self).__name__} test rows"):
+            out[:, a:z] = self._local_rows(Xe[a:z], y[a:z])
+        return out
 
     def _global(self, Xe, y):
         out = np.zeros(self.n_train_)
         for b in self._blocks(Xe.shape[0]):
-            out += self._local(Xe[b], y[b]).sum(axis=1)
+            out += self._local_rows(Xe[b], y[b]).sum(axis=1)
         return out
 
     def _top(self, Xe, y, k, largest):
@@ -143,8 +136,11 @@ class _PairwiseInfluence(BaseInfluence):
         idx = np.empty((m, k), dtype=np.int64)
         val = np.empty((m, k))
         for b in self._blocks(m):
-            idx[b], val[b] = top_from_local(self._local(Xe[b], y[b]), k, largest)
+            idx[b], val[b] = top_from_local(self._local_rows(Xe[b], y[b]), k, largest)
         return idx, val
+
+    def _non_deterministic(self):
+        return getattr(self, "random_state", 0) is None
 
 
 class TreeSim(_PairwiseInfluence):
@@ -174,6 +170,11 @@ class TreeSim(_PairwiseInfluence):
         same leaf of every tree get 1/eps instead of inf.
     n_jobs : int or None, default=None
         Threads for the kernels; None or -1 uses all cores.
+    verbose : bool, default=False
+        Show a progress bar (tqdm, on stderr) over the test rows of
+        ``get_local_influence``, ``get_top_influence`` and
+        ``get_global_influence``, and a one-line notice before numba compiles
+        the kernels on their first use on a machine.
 
     Attributes
     ----------
@@ -234,16 +235,16 @@ class TreeSim(_PairwiseInfluence):
                             self._tile_idx)
         return dims
 
-    def __init__(self, kernel="lpw", similarity="dot", eps=1e-8, n_jobs=None):
+    _parameter_constraints = {**BaseInfluence._parameter_constraints,
+                              "kernel": [StrOptions(set(_KERNELS))],
+                              "similarity": [StrOptions(set(_MEASURES))], "eps": _EPS}
+
+    def __init__(self, kernel="lpw", similarity="dot", eps=1e-8, n_jobs=None, verbose=False):
         self.kernel = kernel
         self.similarity = similarity
         self.eps = eps
         self.n_jobs = n_jobs
-
-    def _check_params(self):
-        _check_choice("kernel", self.kernel, self._KERNELS)
-        _check_choice("similarity", self.similarity, tuple(_MEASURES))
-        _check_eps(self.eps)
+        self.verbose = verbose
 
     def _features(self, leaves):
         """Per-tree kernel features (m, n_trees), unit rows for 'cosine'."""
@@ -275,7 +276,7 @@ class TreeSim(_PairwiseInfluence):
         tile_csr_kernel(self._leaves_T, ens.leaf_offset, self._tile, self._tile_ptr,
                         self._tile_idx)
 
-    def _local(self, Xe, y):
+    def _local_rows(self, Xe, y):
         ens = self.ensemble_
         leaves = ens.apply_encoded(Xe)
         F = self._features(leaves)
@@ -348,6 +349,11 @@ class InputSim(_PairwiseInfluence):
         only centred) before measuring similarity.
     n_jobs : int or None, default=None
         Threads for the kernels; None or -1 uses all cores.
+    verbose : bool, default=False
+        Show a progress bar (tqdm, on stderr) over the test rows of
+        ``get_local_influence``, ``get_top_influence`` and
+        ``get_global_influence``, and a one-line notice before numba compiles
+        the kernels on their first use on a machine.
 
     Attributes
     ----------
@@ -404,18 +410,17 @@ class InputSim(_PairwiseInfluence):
         self._norm = np.sqrt(np.einsum("ij,ij->i", self._X, self._X))
         return dims
 
-    def __init__(self, similarity="euclidean", eps=1e-8, standardize=False, n_jobs=None):
+    _parameter_constraints = {**BaseInfluence._parameter_constraints,
+                              "similarity": [StrOptions(set(_MEASURES))], "eps": _EPS,
+                              "standardize": ["boolean"]}
+
+    def __init__(self, similarity="euclidean", eps=1e-8, standardize=False, n_jobs=None,
+                 verbose=False):
         self.similarity = similarity
         self.eps = eps
         self.standardize = standardize
         self.n_jobs = n_jobs
-
-    def _check_params(self):
-        _check_choice("similarity", self.similarity, tuple(_MEASURES))
-        _check_eps(self.eps)
-        if not isinstance(self.standardize, (bool, np.bool_)):
-            raise DataValidationError(
-                f"standardize must be True or False, got {self.standardize!r}.")
+        self.verbose = verbose
 
     def _prepare(self, Xe):
         """Fill non-finite values, optionally standardise; contiguous float64."""
@@ -447,7 +452,7 @@ class InputSim(_PairwiseInfluence):
         self._norm = np.sqrt(np.einsum("ij,ij->i", self._X, self._X))
         self._y = y
 
-    def _local(self, Xe, y):
+    def _local_rows(self, Xe, y):
         X = self._prepare(Xe)
         norm = np.sqrt(np.einsum("ij,ij->i", X, X))
         out = np.empty((X.shape[0], self.n_train_))
@@ -483,8 +488,8 @@ class _Seeded(_PairwiseInfluence):
         ranked_key_kernel(self._own_key, _occurrence_rank(self._own_key), self._key)
         return dims
 
-    def _check_params(self):
-        _check_random_state(self.random_state)
+    _parameter_constraints = {**BaseInfluence._parameter_constraints,
+                              "random_state": RANDOM_STATE}
 
     def _fit_keys(self, Xe, y):
         self.seed_ = _seed_from(self.random_state)
@@ -522,6 +527,11 @@ class Random(_Seeded):
         generator at ``fit``.
     n_jobs : int or None, default=None
         Threads for the kernels; None or -1 uses all cores.
+    verbose : bool, default=False
+        Show a progress bar (tqdm, on stderr) over the test rows of
+        ``get_local_influence``, ``get_top_influence`` and
+        ``get_global_influence``, and a one-line notice before numba compiles
+        the kernels on their first use on a machine.
 
     Attributes
     ----------
@@ -552,14 +562,15 @@ class Random(_Seeded):
     ((400, 169), True)
     """
 
-    def __init__(self, random_state=None, n_jobs=None):
+    def __init__(self, random_state=None, n_jobs=None, verbose=False):
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     def _fit(self, Xe, y, w):
         self._fit_keys(Xe, y)
 
-    def _local(self, Xe, y):
+    def _local_rows(self, Xe, y):
         out = np.empty((Xe.shape[0], self.n_train_))
         random_normal_kernel(self._seed(), _row_keys(Xe, y), self._key, out)
         return out.T
@@ -586,6 +597,11 @@ class Target(_Seeded):
         Regression: added to |y_i - y_e| so equal targets give 1/eps, not inf.
     n_jobs : int or None, default=None
         Threads for the kernels; None or -1 uses all cores.
+    verbose : bool, default=False
+        Show a progress bar (tqdm, on stderr) over the test rows of
+        ``get_local_influence``, ``get_top_influence`` and
+        ``get_global_influence``, and a one-line notice before numba compiles
+        the kernels on their first use on a machine.
 
     Attributes
     ----------
@@ -616,19 +632,18 @@ class Target(_Seeded):
     True
     """
 
-    def __init__(self, random_state=None, eps=1e-8, n_jobs=None):
+    _parameter_constraints = {**_Seeded._parameter_constraints, "eps": _EPS}
+
+    def __init__(self, random_state=None, eps=1e-8, n_jobs=None, verbose=False):
         self.random_state = random_state
         self.eps = eps
         self.n_jobs = n_jobs
-
-    def _check_params(self):
-        super()._check_params()
-        _check_eps(self.eps)
+        self.verbose = verbose
 
     def _fit(self, Xe, y, w):
         self._fit_keys(Xe, y)
 
-    def _local(self, Xe, y):
+    def _local_rows(self, Xe, y):
         out = np.empty((Xe.shape[0], self.n_train_))
         y = np.ascontiguousarray(y, dtype=np.float64)
         if self._regression():
@@ -652,6 +667,10 @@ class Loss(BaseInfluence):
     ----------
     n_jobs : int or None, default=None
         Threads for the kernels; None or -1 uses all cores.
+    verbose : bool, default=False
+        Print a one-line notice (stderr) before numba compiles the kernels on
+        their first use on a machine; this method has no long loop to show
+        progress for.
 
     Attributes
     ----------
@@ -662,7 +681,8 @@ class Loss(BaseInfluence):
     Notes
     -----
     ``get_self_influence()[i]`` is the unweighted loss of training row i at
-    the model's output (SPEC §1: squared error / 2, log loss with
+    the model's output (the loss of the model's objective on the raw
+    margin: squared error / 2, log loss or softmax cross-entropy, with
     probabilities clipped to [1e-5, 1 - 1e-5]; forest classifiers' averaged
     class probabilities are used as they are). Rows the model fits badly
     (e.g. mislabelled ones) score highest. The method defines nothing but
@@ -682,8 +702,9 @@ class Loss(BaseInfluence):
 
     _STATE = {"_loss": C.Arr("f8", ("n",), finite="nonan")}
 
-    def __init__(self, n_jobs=None):
+    def __init__(self, n_jobs=None, verbose=False):
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     def _fit(self, Xe, y, w):
         ens = self.ensemble_

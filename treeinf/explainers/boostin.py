@@ -1,4 +1,4 @@
-"""BoostIn: TracIn for gradient-boosted trees (SPEC §3)."""
+"""BoostIn: TracIn for gradient-boosted trees."""
 import numpy as np
 
 from .._kernels.coleaf import (TILE_DENSE_FRACTION, coleaf_dense_kernel, coleaf_tiled_kernel,
@@ -7,8 +7,9 @@ from .._kernels.coleaf import (TILE_DENSE_FRACTION, coleaf_dense_kernel, coleaf_
 from .._stats import (effective_l2, group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
                       round_derivatives, sort_by_leaf, tree_major_leaves)
 from .. import _checks as C
-from ..exceptions import DataValidationError
+from .._validation import StrOptions
 from ._base import BaseInfluence, LabelEditMixin
+from ._progress import row_chunks
 
 
 class BoostIn(LabelEditMixin, BaseInfluence):
@@ -34,6 +35,11 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         Brophy, Hammoudeh & Lowd (JMLR 2023).
     n_jobs : int or None, default=None
         Threads for the kernels; None or -1 uses all cores.
+    verbose : bool, default=False
+        Show a progress bar (tqdm, on stderr) over the test rows of
+        ``get_local_influence``, ``get_top_influence`` and
+        ``get_label_edit_influence``, and a one-line notice before numba
+        compiles the kernels on their first use on a machine.
 
     Attributes
     ----------
@@ -69,6 +75,8 @@ class BoostIn(LabelEditMixin, BaseInfluence):
     """
 
     _supported_kinds = ("boosting",)
+    _parameter_constraints = {**BaseInfluence._parameter_constraints,
+                              "variant": [StrOptions({"exact", "paper"})]}
 
     # saved state: the training terms; the leaf groupings are rebuilt on load
     _STATE = {
@@ -81,14 +89,10 @@ class BoostIn(LabelEditMixin, BaseInfluence):
     }
     _DERIVED = ("_ptr", "_idx", "_train_sorted", "_tile", "_tile_ptr", "_tile_idx")
 
-    def __init__(self, variant="exact", n_jobs=None):
+    def __init__(self, variant="exact", n_jobs=None, verbose=False):
         self.variant = variant
         self.n_jobs = n_jobs
-
-    def _check_params(self):
-        if self.variant not in ("exact", "paper"):
-            raise DataValidationError(
-                f"variant must be 'exact' or 'paper', got {self.variant!r}.")
+        self.verbose = verbose
 
     def _fit(self, Xe, y, w):
         ens = self.ensemble_
@@ -138,10 +142,12 @@ class BoostIn(LabelEditMixin, BaseInfluence):
                 self._leaves_T, self._train_T, dense_threshold(self.n_train_))
 
     def _label_edit(self, Xe, y, value):
-        """Label-edit BoostIn: D_LE = eta w (g - g*) / (H + lambda) (SPEC §3).
+        """Label-edit BoostIn: D_LE = eta w (g - g*) / (H + lambda).
 
-        For the supported losses h does not depend on the label, so the
-        hessian sums of SPEC's second term equal H.
+        The general label-edit term is ``eta (g + v h) / (H + lambda) - eta
+        (g* + v h*) / (H - h + h* + lambda)`` with g*, h* at the new label;
+        for the supported losses h does not depend on the label (h* = h), so
+        both denominators equal H + lambda and the v h terms cancel.
         """
         ens = self.ensemble_
         leaves = np.ascontiguousarray(self._leaves_T.T, dtype=np.int32)
@@ -152,10 +158,15 @@ class BoostIn(LabelEditMixin, BaseInfluence):
              * self._inv_denom[leaf_index(ens, leaves)])
         test_leaves, G = self._test_terms(Xe, y)
         out = np.empty((Xe.shape[0], self.n_train_))
-        coleaf_dense_kernel(test_leaves, G, ens.leaf_offset, self._ptr, self._idx,
-                            sort_by_leaf(D, self._idx), self._leaves_T,
-                            np.ascontiguousarray(D.T), dense_threshold(self.n_train_), out)
+        D_sorted, D_T = sort_by_leaf(D, self._idx), np.ascontiguousarray(D.T)
+        for a, z in self._chunks(Xe.shape[0], "label edits"):
+            coleaf_dense_kernel(test_leaves[a:z], G[a:z], ens.leaf_offset, self._ptr,
+                                self._idx, D_sorted, self._leaves_T, D_T,
+                                dense_threshold(self.n_train_), out[a:z])
         return out.T
+
+    def _chunks(self, total, what):
+        return row_chunks(total, self.verbose, f"BoostIn {what}")
 
     def _test_terms(self, Xe, y):
         ens = self.ensemble_
@@ -166,9 +177,10 @@ class BoostIn(LabelEditMixin, BaseInfluence):
     def _local(self, Xe, y):
         leaves, G = self._test_terms(Xe, y)
         out = np.empty((Xe.shape[0], self.n_train_))
-        coleaf_tiled_kernel(leaves, G, self.ensemble_.leaf_offset, self._tile, self._tile_ptr,
-                            self._tile_idx, self._leaves_T, self._train_T,
-                            TILE_DENSE_FRACTION, out)
+        for a, z in self._chunks(Xe.shape[0], "test rows"):
+            coleaf_tiled_kernel(leaves[a:z], G[a:z], self.ensemble_.leaf_offset, self._tile,
+                                self._tile_ptr, self._tile_idx, self._leaves_T,
+                                self._train_T, TILE_DENSE_FRACTION, out[a:z])
         return out.T
 
     def _self(self):
@@ -187,5 +199,7 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         m = Xe.shape[0]
         out_idx = np.empty((m, k), dtype=np.int64)
         out_val = np.empty((m, k))
-        coleaf_topk_kernel(leaves, G, *self._coleaf_args(), k, largest, out_idx, out_val)
+        for a, z in self._chunks(m, "test rows"):
+            coleaf_topk_kernel(leaves[a:z], G[a:z], *self._coleaf_args(), k, largest,
+                               out_idx[a:z], out_val[a:z])
         return out_idx, out_val

@@ -1,10 +1,11 @@
-"""Fixed-structure methods: LeafInfluence and LeafRefit (SPEC §3).
+"""Fixed-structure methods: LeafInfluence and LeafRefit.
 
 Both keep every tree's structure and recompute leaf values; they are exact
 only for models whose leaves are plain Newton steps on the training data, so
 ``fit`` first recomputes every leaf and raises if the model's leaves differ.
 """
-import numba
+import numbers
+
 import numpy as np
 
 from .._kernels.coleaf import coleaf_dense_kernel, dense_threshold, gather_dot_kernel
@@ -16,8 +17,10 @@ from .._losses import OBJECTIVE_CODES, gradient
 from .._stats import (effective_l2, group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
                       round_derivatives, sort_by_leaf, tree_major_leaves)
 from .. import _checks as C
+from .._validation import NON_NEGATIVE_REAL, Interval
 from ..exceptions import DataValidationError, LeafValueMismatchError
 from ._base import BaseInfluence, LabelEditMixin
+from ._progress import row_chunks as _row_chunks
 
 _ADVICE = {
     "lightgbm": "train without bagging (bagging_fraction=1), GOSS, max_delta_step, "
@@ -48,28 +51,10 @@ def top_k_batch(n, n_outputs):
 
 
 def score_floor(src_T):
-    """TopKLeaves scores below this are rounding noise (SPEC ties -> lower index)."""
+    """TopKLeaves scores below this are rounding noise (ties go to the lower index)."""
     return 1e-12 * float(np.max(np.abs(src_T))) if src_T.size else 0.0
 
 
-def _row_chunks(total, verbose, desc, step=1):
-    """(start, stop) ranges covering rows 0..total-1 of a long kernel loop.
-
-    Without ``verbose`` one range, so the kernel runs in one call. With it,
-    about 100 ranges (multiples of ``step`` rows, at least ``step`` per
-    thread) and a tqdm progress bar that advances after each.
-    """
-    if not verbose:
-        yield 0, total
-        return
-    from tqdm.auto import tqdm
-    step = step * numba.get_num_threads()
-    size = -(-max(step, -(-total // 100)) // step) * step
-    with tqdm(total=total, desc=desc, unit="row") as bar:
-        for start in range(0, total, size):
-            stop = min(start + size, total)
-            yield start, stop
-            bar.update(stop - start)
 
 
 class _FixedStructure(LabelEditMixin, BaseInfluence):
@@ -97,14 +82,13 @@ class _FixedStructure(LabelEditMixin, BaseInfluence):
         self._margin = ens.margins_from_leaves(leaves)
         return dims
 
-    def _check_params(self):
-        u = self.update_set
-        if not isinstance(u, (int, np.integer)) or isinstance(u, bool) or u < -1:
-            raise DataValidationError(
-                f"update_set must be -1 (all rows), 0 (the removed row only) or a "
-                f"positive number of leaves, got {u!r}.")
-        if not isinstance(self.verbose, (bool, np.bool_)):
-            raise DataValidationError(f"verbose must be True or False, got {self.verbose!r}.")
+    # update_set: -1 all rows, 0 the removed row only, k >= 1 leaves per tree
+    _parameter_constraints = {**BaseInfluence._parameter_constraints,
+                              "update_set": [Interval(numbers.Integral, -1, None,
+                                                      closed="left")],
+                              "atol": [NON_NEGATIVE_REAL]}
+    _parameter_hints = {"update_set": "Use -1 (all rows), 0 (the removed row only) or "
+                                      "a positive number of leaves per tree."}
 
     def _chunks(self, total, what, step=1):
         return _row_chunks(total, self.verbose, f"{type(self).__name__} {what}", step)
@@ -174,7 +158,11 @@ class LeafInfluence(_FixedStructure):
 
     The derivative of the test loss in a training row's weight, propagated
     through every later round's leaf values while the tree structures stay
-    fixed (Sharchilev et al., 2018), as in SPEC §3.
+    fixed (Sharchilev et al., 2018). For a removed row i the trees are
+    walked in boosting order, keeping the derivative of every affected row's
+    margin in i's weight; each leaf's derivative is its Newton step's
+    derivative given those margin changes and, if i is in the leaf, i's own
+    gradient and hessian.
 
     Parameters
     ----------
@@ -365,7 +353,8 @@ class LeafRefit(_FixedStructure):
 
     For each training row, every leaf value is recomputed in boosting order
     with the row's weight set to 0, using g and h at the refitted margins
-    before each round (SPEC §3); the influence is the resulting change of
+    before each round (the refitted model's, not the original's); the
+    influence is the resulting change of
     the test loss.
 
     Parameters

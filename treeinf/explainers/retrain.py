@@ -1,4 +1,4 @@
-"""Retraining-based influence: LOO, SubSample and DShap (SPEC §6).
+"""Retraining-based influence: LOO, SubSample and DShap.
 
 These methods do not look inside the trees: they refit copies of the model
 (``sklearn.base.clone``: same hyperparameters and seed) on subsets of the
@@ -22,6 +22,7 @@ from sklearn.base import clone
 from .. import _checks as C
 from .._losses import P_CLIP
 from .._numba import resolve_n_jobs
+from .._validation import NON_NEGATIVE_REAL, POSITIVE_INT, RANDOM_STATE, Interval
 from ..exceptions import DataValidationError, ModelMismatchError, UnsupportedModelError
 from ._base import BaseInfluence, LabelEditMixin
 
@@ -111,7 +112,7 @@ class _Trainer:
 
 
 class _Scorer:
-    """Per-row losses (SPEC §1) of a model's own predictions on query rows.
+    """Per-row losses of a model's own predictions on query rows.
 
     Classifiers are scored with ``predict_proba`` (columns matched to the
     classes through the model's ``classes_``, probabilities clipped to
@@ -166,22 +167,6 @@ class _Rows:
 
     def __getitem__(self, rows):
         return _Rows(_take(self.X, rows))
-
-
-def _check_int(value, name, low):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise DataValidationError(f"{name} must be an integer >= {low}, got {value!r}.")
-
-
-def _check_float(value, name, low, high, low_open=False, high_open=False):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
-    if ok:
-        ok = (value > low if low_open else value >= low) and \
-             (value < high if high_open else value <= high)
-    if not ok:
-        lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-        raise DataValidationError(f"{name} must be a number in {lo}{low}, {high}{hi}, "
-                                  f"got {value!r}.")
 
 
 # -------------------------------------------------------------- workers
@@ -343,22 +328,19 @@ class _Retrain(BaseInfluence):
         self._fit_retrain()
         return self
 
+    _parameter_constraints = {**BaseInfluence._parameter_constraints,
+                              "fit_params": [dict, None]}
+    _parameter_hints = {"fit_params": "Pass a dict of extra arguments to model.fit."}
+
     def _check_params(self):
-        if self.fit_params is not None and not isinstance(self.fit_params, dict):
-            raise DataValidationError(
-                f"fit_params must be a dict of extra arguments to model.fit or None, got "
-                f"{type(self.fit_params).__name__}.")
+        super()._check_params()
         if self.fit_params and any(k.endswith("sample_weight") for k in self.fit_params):
             raise DataValidationError(
                 "fit_params must not contain sample_weight; pass the weights to "
                 "fit(model, X, y, sample_weight=...) so each refit gets its rows' weights.")
-        if not isinstance(self.verbose, (bool, np.bool_)):
-            raise DataValidationError(f"verbose must be True or False, got {self.verbose!r}.")
-        rs = getattr(self, "random_state", None)
-        if rs is not None and (not isinstance(rs, numbers.Integral) or isinstance(rs, bool)
-                               or rs < 0):
-            raise DataValidationError(
-                f"random_state must be a non-negative integer or None, got {rs!r}.")
+
+    def _non_deterministic(self):
+        return getattr(self, "random_state", 0) is None
 
     def _fit(self, Xe, y, w):
         self._y_enc = y
@@ -431,8 +413,15 @@ class _Retrain(BaseInfluence):
         return results
 
     def _entropy(self):
+        """Entropy of this fit's or query's random choices: the integer
+        ``random_state`` itself, a draw from a ``RandomState`` (which thereby
+        advances), or fresh entropy for None."""
         rs = self.random_state
-        return np.random.SeedSequence().entropy if rs is None else int(rs)
+        if rs is None:
+            return np.random.SeedSequence().entropy
+        if isinstance(rs, numbers.Integral):
+            return int(rs)
+        return int(rs.randint(0, 2 ** 63 - 1, dtype=np.int64))
 
 
 class LOO(LabelEditMixin, _Retrain):
@@ -562,8 +551,10 @@ class SubSample(_Retrain):
         Fraction of the training rows each model is fitted on
         (``round(subsample * n_train)`` rows, at least 2 and at most
         ``n_train - 1``).
-    random_state : int or None, default=None
-        Seed of the subsets. The model's own seed is kept (clones).
+    random_state : int, RandomState or None, default=None
+        Seed of the subsets. The model's own seed is kept (clones). A
+        ``numpy.random.RandomState`` is drawn from once per ``fit``; None
+        draws fresh entropy.
     fit_params : dict or None, default=None
         Extra keyword arguments for every refit's ``model.fit``.
     n_jobs : int or None, default=None
@@ -618,10 +609,10 @@ class SubSample(_Retrain):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def _check_params(self):
-        super()._check_params()
-        _check_int(self.n_models, "n_models", 1)
-        _check_float(self.subsample, "subsample", 0.0, 1.0, low_open=True, high_open=True)
+    _parameter_constraints = {**_Retrain._parameter_constraints,
+                              "n_models": [POSITIVE_INT],
+                              "subsample": [Interval(numbers.Real, 0, 1, closed="neither")],
+                              "random_state": RANDOM_STATE}
 
     def _subset(self, entropy, k, size):
         rng = task_rng(entropy, k)
@@ -761,9 +752,11 @@ class DShap(_Retrain):
     window : int, default=10
     truncation_tol : float >= 0, default=0.01
         0 disables truncation (every permutation is scanned to the end).
-    random_state : int or None, default=None
+    random_state : int, RandomState or None, default=None
         Seed of the permutations (permutation p uses
-        ``SeedSequence(random_state, spawn_key=(p,))``).
+        ``SeedSequence(random_state, spawn_key=(p,))``). A
+        ``numpy.random.RandomState`` is drawn from once per query (so
+        queries differ); None draws fresh entropy per query.
     fit_params : dict or None, default=None
         Extra keyword arguments for every refit's ``model.fit``.
     n_jobs : int or None, default=None
@@ -825,12 +818,11 @@ class DShap(_Retrain):
         self.n_jobs = n_jobs
         self.verbose = verbose
 
-    def _check_params(self):
-        super()._check_params()
-        _check_int(self.max_permutations, "max_permutations", 1)
-        _check_int(self.window, "window", 1)
-        _check_float(self.tol, "tol", 0.0, np.inf)
-        _check_float(self.truncation_tol, "truncation_tol", 0.0, np.inf)
+    _parameter_constraints = {**_Retrain._parameter_constraints,
+                              "max_permutations": [POSITIVE_INT], "window": [POSITIVE_INT],
+                              "tol": [NON_NEGATIVE_REAL],
+                              "truncation_tol": [NON_NEGATIVE_REAL],
+                              "random_state": RANDOM_STATE}
 
     _STATE = {
         "_prior": C.Arr("f8", lambda d: (1,) if d["C"] is None else ("C",), finite=True),

@@ -1,5 +1,4 @@
-"""TREX: representer points of a kernel surrogate of a tree ensemble (SPEC §4)."""
-import numbers
+"""TREX: representer points of a kernel surrogate of a tree ensemble."""
 import warnings
 
 import numpy as np
@@ -15,8 +14,10 @@ from .._kernels.trex import (gather_rows_kernel, leaf_path_fill_kernel,
 from .._losses import OBJECTIVE_CODES, loss
 from .._stats import leaf_index, tree_major_leaves
 from .. import _checks as C
+from .._validation import POSITIVE_INT, POSITIVE_REAL, StrOptions
 from ..exceptions import DataValidationError
 from ._base import BaseInfluence
+from ._progress import blocks, row_chunks
 
 KERNELS = ("to_", "lp_", "lpw", "lo_", "low", "fp_", "fpw", "fo_", "fow")
 TARGETS = ("actual", "predicted")
@@ -146,6 +147,12 @@ class TREX(BaseInfluence):
         when the solver stopped short of it.
     n_jobs : int or None, default=None
         Threads for the kernels; None or -1 uses all cores.
+    verbose : bool, default=False
+        Show progress (tqdm, on stderr): the surrogate solver's iterations
+        in ``fit`` and the test rows of ``get_local_influence``,
+        ``get_top_influence`` and ``get_global_influence``; and a one-line
+        notice before numba compiles the kernels on their first use on a
+        machine.
 
     Attributes
     ----------
@@ -182,7 +189,7 @@ class TREX(BaseInfluence):
     would be twice as large). Influences measure the same losses, with
     probabilities clipped to [1e-5, 1 - 1e-5] as everywhere in treeinf.
     Sample weights w (class weights folded in) weight each row's surrogate
-    loss; with unit weights this is the objective of SPEC §4.
+    loss; with unit weights this is the unweighted objective above.
 
     The kernel features (:meth:`transform`) are a scipy.sparse CSR matrix,
     never dense. A row's features depend only on its leaves, so the solver
@@ -257,7 +264,7 @@ class TREX(BaseInfluence):
         return dims
 
     def __init__(self, kernel="lpw", target="actual", lmbd=0.003, similarity="dot",
-                 max_iter=2000, tol=1e-8, n_jobs=None):
+                 max_iter=2000, tol=1e-8, n_jobs=None, verbose=False):
         self.kernel = kernel
         self.target = target
         self.lmbd = lmbd
@@ -265,28 +272,19 @@ class TREX(BaseInfluence):
         self.max_iter = max_iter
         self.tol = tol
         self.n_jobs = n_jobs
+        self.verbose = verbose
 
     # ------------------------------------------------------- parameters
-    def _check_params(self):
-        if self.kernel not in KERNELS:
-            raise DataValidationError(
-                f"kernel must be one of {list(KERNELS)}, got {self.kernel!r}.")
-        if self.target not in TARGETS:
-            raise DataValidationError(
-                f"target must be 'actual' or 'predicted', got {self.target!r}.")
-        if self.similarity not in SIMILARITIES:
-            raise DataValidationError(
-                f"similarity must be 'dot' or 'cosine', got {self.similarity!r}.")
-        for name, value in (("lmbd", self.lmbd), ("tol", self.tol)):
-            if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-                    or not np.isfinite(value) or value <= 0):
-                raise DataValidationError(
-                    f"{name} must be a positive finite number, got {value!r} "
-                    f"(defaults: lmbd=0.003, tol=1e-8).")
-        if (not isinstance(self.max_iter, numbers.Integral) or isinstance(self.max_iter, bool)
-                or self.max_iter < 1):
-            raise DataValidationError(
-                f"max_iter must be a positive integer, got {self.max_iter!r}.")
+    _parameter_constraints = {**BaseInfluence._parameter_constraints,
+                              "kernel": [StrOptions(set(KERNELS))],
+                              "target": [StrOptions(set(TARGETS))],
+                              "lmbd": [POSITIVE_REAL],
+                              "similarity": [StrOptions(set(SIMILARITIES))],
+                              "max_iter": [POSITIVE_INT],
+                              "tol": [POSITIVE_REAL]}
+    _parameter_hints = {"lmbd": "The default is 0.003.", "tol": "The default is 1e-8."}
+    #: True while get_global_influence runs (it shows one bar over its blocks)
+    _in_global = False
 
     # ---------------------------------------------------- kernel features
     def _entries(self, leaves):
@@ -450,11 +448,20 @@ class TREX(BaseInfluence):
 
         # L-BFGS-B's BLAS calls work on vectors of length d * K: threads
         # only add synchronisation (and stall badly on a busy machine)
-        with threadpool_limits(limits=1, user_api="blas"):
-            res = scipy.optimize.minimize(
-                fun, np.zeros(d * K), jac=True, method="L-BFGS-B",
-                options={"maxiter": int(self.max_iter), "gtol": gtol, "ftol": 0.0,
-                         "maxfun": 10 * int(self.max_iter), "maxcor": 20})
+        bar = None
+        if self.verbose:
+            from tqdm.auto import tqdm
+            bar = tqdm(desc="TREX surrogate (L-BFGS-B)", unit="it")
+        try:
+            with threadpool_limits(limits=1, user_api="blas"):
+                res = scipy.optimize.minimize(
+                    fun, np.zeros(d * K), jac=True, method="L-BFGS-B",
+                    callback=None if bar is None else (lambda xk: bar.update(1)),
+                    options={"maxiter": int(self.max_iter), "gtol": gtol, "ftol": 0.0,
+                             "maxfun": 10 * int(self.max_iter), "maxcor": 20})
+        finally:
+            if bar is not None:
+                bar.close()
         W = np.ascontiguousarray(res.x.reshape(d, K))
         n_iter = int(res.nit)
         _, grad, Z = self._surrogate(W, target, w, R, row_loss)
@@ -562,17 +569,21 @@ class TREX(BaseInfluence):
         L_test = self._leaf_matrix(leaves, self._row_scale(leaves))
         s = np.ascontiguousarray(L_test @ (self._E @ self._w_rep))
         out = np.empty((m, self.n_train_))
+        verbose = self.verbose and not self._in_global
         if self._scatter:
             phi = self._features(leaves)
-            trex_scatter_kernel(self._objective_code, phi.indptr, phi.indices, phi.data,
-                                self._phi_T.indptr, self._phi_T.indices, self._phi_T.data,
-                                self._alpha, s, y, out)
+            for a, z in row_chunks(m, verbose, "TREX test rows"):
+                part = phi[a:z]
+                trex_scatter_kernel(self._objective_code, part.indptr, part.indices,
+                                    part.data, self._phi_T.indptr, self._phi_T.indices,
+                                    self._phi_T.data, self._alpha, s[a:z], y[a:z], out[a:z])
             return out.T
         # table[e, g] = <Phi_e, E_g>: similarity of row e to leaf g's entries
         n_leaves = int(ens.leaf_offset[-1])
         block = max(1, _TABLE_BLOCK_BYTES // (8 * n_leaves))
-        for start in range(0, m, block):
-            stop = min(m, start + block)
+        for b in blocks([slice(a, min(m, a + block)) for a in range(0, m, block)],
+                        verbose, "TREX test rows", m):
+            start, stop = b.start, b.stop
             table = np.ascontiguousarray((L_test[start:stop] @ self._E @ self._E_T).toarray())
             trex_table_kernel(self._objective_code, table, self._leaves_T, ens.leaf_offset,
                               self._scale, self._alpha, s[start:stop], y[start:stop],
@@ -588,6 +599,12 @@ class TREX(BaseInfluence):
     def _global(self, Xe, y):
         block = max(1, _GLOBAL_BLOCK_BYTES // (8 * self.n_train_))
         total = np.zeros(self.n_train_)
-        for start in range(0, Xe.shape[0], block):
-            total += self._local(Xe[start:start + block], y[start:start + block]).sum(axis=1)
+        m = Xe.shape[0]
+        self._in_global = True  # one bar over the blocks, none per block
+        try:
+            for b in blocks([slice(a, min(m, a + block)) for a in range(0, m, block)],
+                            self.verbose, "TREX test rows", m):
+                total += self._local(Xe[b], y[b]).sum(axis=1)
+        finally:
+            del self._in_global
         return total
