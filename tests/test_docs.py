@@ -47,7 +47,8 @@ PUBLIC_MODULES = [
     "treeinf.explainers.trex", "treeinf.explainers.baselines", "treeinf.explainers.retrain",
     "treeinf.datasets", "treeinf.eval", "treeinf.eval._aggregate", "treeinf.eval._protocol",
     "treeinf.eval._report", "treeinf.eval._run", "treeinf.eval._settings",
-    "treeinf.eval._store", "treeinf.plot", "treeinf._persist", "treeinf.cli",
+    "treeinf.eval._store", "treeinf.eval._cost", "treeinf.plot", "treeinf._persist",
+    "treeinf.cli",
     "treeinf._bench_cli", "treeinf._explain_cli",
 ]
 
