@@ -95,6 +95,7 @@ def test_adaptive_selection_finds_the_pair_one_shot_misses(duplicates):
     # batch_size >= k is the one-shot ranking
     big = InfluentialSet(batch_size=2).fit(model, X, y)
     assert big.get_influential_set(Xq, yq, k=2)[0].tolist() == [20, 22]
+    assert big.get_influential_set(Xq, yq, k=2, batch_size=1)[0].tolist() == [20, 21]
 
 
 def test_set_loss_change_equals_the_reference_on_a_boosted_model():
@@ -125,6 +126,8 @@ def test_bad_input(duplicates):
     with pytest.raises(DataValidationError, match="batch_size must be a positive integer"):
         InfluentialSet(batch_size=0).fit(model, X, y)
     sets = InfluentialSet().fit(model, X, y)
+    with pytest.raises(DataValidationError, match="batch_size must be a positive integer"):
+        sets.get_influential_set(Xq, yq, k=2, batch_size=-1)
     with pytest.raises(DataValidationError, match="k=24 is larger"):
         sets.get_influential_set(Xq, yq, k=24)
     with pytest.raises(DataValidationError, match="rows must be a 1-D array"):

@@ -91,7 +91,7 @@ class InfluentialSet(LeafRefit):
             raise DataValidationError(f"batch_size must be a positive integer, got {b!r}.")
 
     # ------------------------------------------------------------- public
-    def get_influential_set(self, X, y, k, adaptive=True):
+    def get_influential_set(self, X, y, k, adaptive=True, batch_size=None):
         """The k training rows whose joint removal raises the summed loss most.
 
         Parameters
@@ -107,6 +107,9 @@ class InfluentialSet(LeafRefit):
             re-estimated after each step on the model refitted without the
             set so far. False: the one-shot ranking, the k rows of largest
             LeafRefit influence on the summed loss.
+        batch_size : int or None, default=None
+            Rows per greedy step for this call; None: the estimator's
+            ``batch_size``.
 
         Returns
         -------
@@ -117,13 +120,15 @@ class InfluentialSet(LeafRefit):
             rows when all k rows are removed (:meth:`set_loss_change`).
         """
         self._check_params()
+        if batch_size is not None:
+            InfluentialSet(batch_size=batch_size)._check_params()
         Xe, y_enc = self._encode_query(X, y)
         k = check_k(k, self.n_train_)
         with num_threads(getattr(self, "n_jobs", None)):
             leaves = self.ensemble_.apply_encoded(Xe)
             w = self._w.copy()
             chosen = []
-            step = int(self.batch_size) if adaptive else k
+            step = int(self.batch_size if batch_size is None else batch_size) if adaptive else k
             while len(chosen) < k:
                 gains = self._gains(self._state(w), leaves, y_enc)
                 gains[chosen] = -np.inf
