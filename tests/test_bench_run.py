@@ -1,6 +1,7 @@
 """The benchmark's run path: result store, resume after SIGKILL, Dask, CLI."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -162,6 +163,38 @@ def test_dask_cluster_with_a_killed_worker_matches_joblib(tmp_path):
     assert _results(tmp_path / "dask") == expected
 
 
+def test_dask_workers_find_the_data_through_the_directory_sent_with_each_unit(
+        tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(Path(DATA_DIR) / "concrete.npz", data)
+    # the worker starts with an environment in which the data cannot be found ...
+    monkeypatch.setenv("TREEINF_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    units = _units(methods=["boostin"], measures=["removal"], n_test_rows=1)
+
+    def load_on_worker():
+        from treeinf import datasets
+        try:
+            datasets.load("concrete")
+            return "found"
+        except Exception as exc:   # noqa: BLE001 - reported to the test
+            return type(exc).__name__
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        assert list(client.run(load_on_worker).values()) == ["DatasetNotFoundError"]
+        # ... and only the client's environment says where the data is
+        monkeypatch.setenv("TREEINF_DATA_DIR", str(data))
+        summary = tev.execute(units, tmp_path / "res", scheduler=client, progress=False)
+        assert list(client.run(load_on_worker).values()) == ["DatasetNotFoundError"]
+    assert summary["errors"] == 0, summary["error_messages"]
+    assert summary["done"] == len(units) == 1
+    assert tev.resolve_data_dirs(["concrete", "twitter"]) == {
+        "concrete": str(data.resolve()), "twitter": None}
+
+
 def test_cli_run_and_report_write_tables_and_plots(tmp_path, reference_run):
     rep = subprocess.run([sys.executable, "-m", "treeinf", "bench", "report", "--results",
                           str(reference_run), "--out", str(tmp_path / "rep")],
@@ -170,7 +203,10 @@ def test_cli_run_and_report_write_tables_and_plots(tmp_path, reference_run):
     md = (tmp_path / "rep" / "ranks.md").read_text()
     assert "mean rank" in md and "boostin" in md and "target" in md
     ranks = (tmp_path / "rep" / "ranks.csv").read_text().splitlines()
-    assert ranks[0] == "measure,pool,method,mean_rank,ci95,n_datasets,rel_magnitude"
+    assert ranks[0] == ("measure,pool,method,mean_rank,ci_low,ci_high,ci95,clipped,"
+                        "n_datasets,n_methods,rel_magnitude")
+    assert "Student t" in md and "## Missing cells" in md
+    assert (tmp_path / "rep" / "missing.csv").is_file()
     pngs = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
     assert "curves_removal_concrete.png" in pngs and "ranks_noise_all.png" in pngs
     for name in pngs:
@@ -200,3 +236,41 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path, capsys):
                         "--quiet"], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "could not connect to the Dask scheduler" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_plan_estimate_counts_units_and_retrains_exactly():
+    units = tev.plan(["concrete", "adult"], ["lgb"], ["boostin"],
+                     ["removal", "removal_set", "fix_mislabelled"], n_test_rows=3)
+    t = tev.estimate(units).set_index("measure")
+    assert t.loc["total", "units"] == len(units) == 3 + 3 + 1 + 1 + 1 + 1
+    # removal: rows 1 (the one-row checkpoint), 0.1%, 0.5%, 1%, 1.5%, 2% of 824
+    # are 1, 1, 4, 8, 12, 16 -> 5 distinct retrainings; of 32,561: 1, 33, 163,
+    # 326, 488, 651 -> 6; set measures 10 fractions; fix-mislabelled 1 noisy
+    # model + 6 fractions x 2 rankings; plus each (data set, model)'s own model
+    assert t.loc["removal", "retrains"] == 3 * 5 + 3 * 6
+    assert t.loc["removal_set", "retrains"] == 2 * 10
+    assert t.loc["fix_mislabelled", "retrains"] == 2 * 13 + 2   # + the 2 contexts
+    assert t.loc["total", "retrains"] == 33 + 20 + 28
+    assert (t.cpu_h > 0).all()
+    assert t.loc["total", "cpu_h"] == pytest.approx(t.cpu_h.drop("total").sum())
+    by_method = tev.estimate(units, by="method").set_index("method")
+    assert by_method.loc["boostin", "retrains"] == 81
+    # an O(n^2) method costs more per unit on larger data
+    slow = tev.estimate(tev.plan(["concrete", "htru2"], ["lgb"], ["leafinfluence"],
+                                 ["fix_mislabelled"], slow_on_all=True), by="method")
+    assert slow.cpu_h.iloc[0] > 0.05          # htru2 self-influence: minutes
+
+
+def test_cli_plan_prints_the_estimate_and_runs_nothing(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "treeinf", "bench", "plan", "--datasets",
+                        "concrete", "--models", "lgb", "--methods", "boostin", "--measures",
+                        "removal", "--n-test-rows", "10"], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "10 units on 1 data sets x 1 models" in r.stdout
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("removal")][0]
+    assert line.split()[1:3] == ["10", "51"]
+    assert "CPU-h" in r.stdout and not list(tmp_path.iterdir())
+    r = subprocess.run([sys.executable, "-m", "treeinf", "bench", "plan", "--methods",
+                        "nope"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "unknown methods 'nope'" in r.stderr

@@ -45,10 +45,11 @@ PUBLIC_MODULES = [
     "treeinf", "treeinf.exceptions", "treeinf._trees", "treeinf._trees._flat",
     "treeinf.explainers._base", "treeinf.explainers.boostin", "treeinf.explainers.leaf",
     "treeinf.explainers.trex", "treeinf.explainers.baselines", "treeinf.explainers.retrain",
+    "treeinf.explainers.sets",
     "treeinf.datasets", "treeinf.eval", "treeinf.eval._aggregate", "treeinf.eval._protocol",
     "treeinf.eval._report", "treeinf.eval._run", "treeinf.eval._settings",
-    "treeinf.eval._store", "treeinf.plot", "treeinf._persist", "treeinf.cli",
-    "treeinf._bench_cli", "treeinf._explain_cli", "treeinf.explainers._io",
+    "treeinf.eval._store", "treeinf.eval._cost", "treeinf.plot", "treeinf._persist",
+    "treeinf.cli", "treeinf._bench_cli", "treeinf._explain_cli", "treeinf.explainers._io",
 ]
 
 _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")

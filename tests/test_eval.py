@@ -2,6 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from sklearn.base import clone
 
 import treeinf.datasets as tds
@@ -158,27 +159,58 @@ def test_losses_and_metrics():
 # ------------------------------------------------- measures on tiny data
 def test_removal_removes_the_most_helpful_rows(tiny):
     d = tiny("binary")
-    cfg = _cfg("removal", fractions=[0, 0.5, 2, 5], test_index=7, row=0)
+    cfg = _cfg("removal", fractions=[0, 0.5, 2, 5], test_index=7, row=0, counts=[1])
     out = tev.run_unit(cfg)
     assert out["status"] == "ok"
     model = _fit(d, d.X_train, d.y_train)
     inf = BoostIn(n_jobs=1).fit(model, d.X_train, d.y_train).get_local_influence(
         d.X_test[7:8], d.y_test[7:8])[:, 0]
     order = np.argsort(-inf, kind="stable")
-    for rec, f in zip(out["result"], [0, 0.5, 2, 5]):
-        k = int(round(f / 100 * 400))
-        assert rec["n_edited"] == k and rec["fraction"] == f
+
+    def loss_without(k):
         keep = np.setdiff1d(np.arange(400), order[:k])
         p = _predict(d, _fit(d, d.X_train[keep], d.y_train[keep]), d.X_test[7:8])
-        expected = -np.log(np.clip(p[0, d.y_test[7]], 1e-5, 1 - 1e-5))
-        assert rec["loss"] == pytest.approx(expected, rel=1e-12)
+        return -np.log(np.clip(p[0, d.y_test[7]], 1e-5, 1 - 1e-5))
+
+    for rec, f in zip(out["result"]["records"], [0, 0.5, 2, 5]):
+        k = int(round(f / 100 * 400))
+        assert rec["n_edited"] == k and rec["fraction"] == f
+        assert rec["loss"] == pytest.approx(loss_without(k), rel=1e-12)
+    # the one-row checkpoint: with 400 rows 0.1% removes nothing, this removes one
+    (one,) = out["result"]["one_row"]
+    assert one["n_edited"] == 1 and one["fraction"] == pytest.approx(100 / 400)
+    assert one["loss"] == pytest.approx(loss_without(1), rel=1e-12)
+
+
+def test_one_row_checkpoint_is_planned_and_ranked_on_every_data_set():
+    for name in ("concrete", "adult"):   # 824 and 32,561 training rows
+        (unit,) = tev.plan([name], ["lgb"], ["boostin"], ["removal"], n_test_rows=1)
+        assert unit["counts"] == [1]
+    assert tev.n_edited(0.1, 32561) == 33   # why the fractions alone are not enough
+    rec = {"status": "ok", "config": {"measure": "removal", "dataset": "d", "model": "lgb",
+                                      "method": "boostin", "row": 0},
+           "result": {"records": [{"fraction": 0.1, "n_edited": 33, "loss": 2.0,
+                                   "skipped": False}],
+                      "one_row": [{"fraction": 100 / 32561, "n_edited": 1, "loss": 1.5,
+                                   "skipped": False}]}}
+    rows = tev.row_table([rec])
+    assert set(rows.measure) == {"removal", "removal_one"}
+    one = rows[rows.measure == "removal_one"].iloc[0]
+    assert one.value == 1.5 and one.fraction == pytest.approx(100 / 32561)
+    other = dict(rec, config=dict(rec["config"], method="trex"),
+                 result={"records": [], "one_row": [{"fraction": 100 / 32561,
+                                                     "n_edited": 1, "loss": 1.7,
+                                                     "skipped": False}]})
+    ranks = tev.dataset_ranks(tev.row_table([rec, other]), "removal_one")
+    assert ranks.loc["d"].to_dict() == {"boostin": 2.0, "trex": 1.0}
 
 
 def test_removal_skips_a_fraction_that_removes_a_class(tiny):
     tiny("binary")
     out = tev.run_unit(_cfg("removal", fractions=[0, 100], test_index=0, row=0))
-    assert out["result"][0]["skipped"] is False
-    assert out["result"][1]["skipped"] is True and out["result"][1]["loss"] is None
+    recs = out["result"]["records"]
+    assert recs[0]["skipped"] is False
+    assert recs[1]["skipped"] is True and recs[1]["loss"] is None
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
@@ -305,12 +337,79 @@ def test_rank_aggregation_on_a_hand_made_table():
     assert table.loc["a", "mean_rank"] == pytest.approx(1.75)
     assert table.loc["b", "mean_rank"] == pytest.approx(1.5)
     assert table.loc["c", "mean_rank"] == pytest.approx(2.75)
-    sd = np.std([1.0, 2.5], ddof=1)
-    assert table.loc["a", "ci95"] == pytest.approx(1.96 * sd / np.sqrt(2))
+    # two data sets: the interval is Student t with 1 degree of freedom
+    # (12.7 standard errors), from scipy, clipped to the ranks' range [1, 3]
+    lo, hi = stats.t.interval(0.95, df=1, loc=1.75, scale=stats.sem([1.0, 2.5]))
+    assert table.loc["a", "ci95"] == pytest.approx((hi - lo) / 2, rel=1e-12)
+    assert (hi - lo) / 2 > 9.5     # 1.96 standard errors would be 1.47
+    assert table.loc["a", ["ci_low", "ci_high"]].tolist() == [1.0, 3.0]
+    assert table.loc["a", "clipped"] and (table.n_methods == 3).all()
     assert (table.n_datasets == 2).all() and "random" not in table.index
     # a: 3/1.5 = 2 on d1, 1/0.5 = 2 on d2 -> 2; b: 4/3 and 8 -> sqrt(32/3)
     assert table.loc["a", "rel_magnitude"] == pytest.approx(2.0)
     assert table.loc["b", "rel_magnitude"] == pytest.approx(np.sqrt(4 / 3 * 8))
+
+
+@pytest.mark.parametrize("values, n_methods", [
+    ([1.0, 2.5], 3), ([2.0, 2.5, 3.0], 6), ([1.2, 1.4, 1.1, 1.9, 1.3], 8),
+    (list(np.linspace(2, 5, 13)), 9)])
+def test_rank_interval_is_scipys_t_interval_clipped(values, n_methods):
+    mean, low, high, half, clipped = tev.rank_interval(values, n_methods)
+    n = len(values)
+    lo, hi = stats.t.interval(0.95, df=n - 1, loc=np.mean(values),
+                              scale=stats.sem(values))
+    assert mean == pytest.approx(np.mean(values))
+    assert half == pytest.approx((hi - lo) / 2, rel=1e-12)
+    assert low == pytest.approx(max(lo, 1.0)) and high == pytest.approx(min(hi, n_methods))
+    assert clipped == (lo < 1.0 or hi > n_methods)
+    assert 1.0 <= low <= mean <= high <= n_methods
+
+
+def test_rank_interval_edge_cases():
+    mean, low, high, half, clipped = tev.rank_interval([2.0], 4)
+    assert mean == 2.0 and np.isnan(low) and np.isnan(high) and np.isnan(half)
+    assert not clipped
+    assert tev.rank_interval([2.0, 2.0, 2.0], 4)[1:4] == (2.0, 2.0, 0.0)
+    # a clipped row of the table never extends below rank 1
+    # (values [1, 1, 1.5]: mean 1.17, unclipped low end below 1)
+    assert tev.rank_interval([1.0, 1.0, 1.5], 5)[1] == 1.0
+
+
+def test_ranks_with_a_missing_method_are_over_the_methods_present():
+    rows = _hand_table()
+    # method c has no value on d2 (e.g. refused there): d2 ranks a and b only
+    rows = rows[~((rows.method == "c") & (rows.dataset == "d2"))]
+    cells = tev.cell_ranks(rows, "removal_set")
+    d2 = cells[cells.dataset == "d2"]
+    assert set(d2.method) == {"a", "b"} and (d2.n_ranked == 2).all()
+    assert (cells[cells.dataset == "d1"].n_ranked == 3).all()
+    per_ds = tev.dataset_ranks(rows, "removal_set")
+    assert per_ds.loc["d2"].to_dict() == {"a": 2.0, "b": 1.0, "c": pytest.approx(np.nan,
+                                                                                   nan_ok=True)}
+    table = tev.rank_table(rows, li_datasets=[]).set_index("method")
+    assert table.loc["c", "n_datasets"] == 1 and np.isnan(table.loc["c", "ci95"])
+    assert table.loc["a", "mean_rank"] == pytest.approx(1.5)
+    # the missing cell is listed, per checkpoint count
+    miss = tev.missing_cells(rows, "removal_set")
+    assert miss.to_dict("records") == [{"dataset": "d2", "model": "lgb", "method": "c",
+                                        "n_missing": 5, "n_checkpoints": 5}]
+    # one checkpoint missing (a skipped fraction) is listed as 1 of 5
+    part = _hand_table()
+    part = part[~((part.method == "b") & (part.dataset == "d1") & (part.fraction == 10.0))]
+    miss = tev.missing_cells(part, "removal_set")
+    assert miss[["dataset", "method", "n_missing"]].values.tolist() == [["d1", "b", 1]]
+
+
+def test_missing_table_gives_the_recorded_reason():
+    rows = _hand_table().replace({"method": {"c": "leafinfluence"}})
+    rows = rows[~((rows.method == "leafinfluence") & (rows.dataset == "d2"))]
+    records = [{"status": "unsupported", "message": "LeafValueMismatchError: tree 3",
+                "config": {"measure": "removal_set", "dataset": "d2", "model": "lgb",
+                           "method": "leafinfluence"}}]
+    t = tev.missing_table(rows, li_datasets=["d1", "d2"], records=records)
+    assert t[["measure", "pool", "dataset", "method", "reason"]].values.tolist() == [
+        ["removal_set", "li", "d2", "leafinfluence", "LeafValueMismatchError: tree 3"]]
+    assert tev.missing_table(rows, li_datasets=["d1", "d2"]).reason.tolist() == ["not run"]
 
 
 def test_ranks_average_over_models_and_pools():
@@ -347,5 +446,57 @@ def test_agreement_and_runtime_units(tiny):
     top_v = set(np.argsort(-v, kind="stable")[:40])
     assert pair["jaccard"] == pytest.approx(len(top_u & top_v) / len(top_u | top_v))
     rt = tev.run_unit({"measure": "runtime", "dataset": "tiny", "model": "lgb",
-                       "method": "boostin", "repeats": 2})["result"]
+                       "method": "boostin", "repeats": 2, "warmup": 1})["result"]
     assert len(rt["fit_s"]) == len(rt["influence_s"]) == 2 and min(rt["fit_s"]) > 0
+    assert len(rt["warmup_fit_s"]) == len(rt["warmup_influence_s"]) == 1
+    assert rt["n_jobs"] == 1 and rt["influence"] == "one test row"
+    rt = tev.run_unit({"measure": "runtime", "dataset": "tiny", "model": "lgb",
+                       "method": "loss", "repeats": 1, "warmup": 1})["result"]
+    assert rt["influence"] == "self-influence" and len(rt["fit_s"]) == 1
+
+
+def test_runtime_table_separates_fit_and_influence_and_drops_the_warmup():
+    def rec(method, fit, inf):
+        return {"status": "ok", "config": {"measure": "runtime", "dataset": "d",
+                                           "model": "lgb", "method": method},
+                "result": {"fit_s": fit, "influence_s": inf, "warmup_fit_s": [100.0],
+                           "warmup_influence_s": [100.0]}}
+    t = tev.runtime_table([rec("boostin", [1.0, 3.0], [0.5, 0.5]),
+                           rec("leafinfluence", [2.0, 2.0], [4.0, 6.0])]).set_index("method")
+    assert t.loc["boostin", ["fit_s", "influence_s", "total_s"]].tolist() == [2.0, 0.5, 2.5]
+    assert t.loc["leafinfluence", "influence_vs_boostin"] == pytest.approx(10.0)
+    assert t.loc["leafinfluence", "total_vs_boostin"] == pytest.approx(7.0 / 2.5)
+    assert (t.repeats == 2).all()
+
+
+def test_runtime_units_have_a_warmup():
+    (unit,) = tev.plan(["concrete"], ["lgb"], ["boostin"], ["runtime"])
+    assert unit["repeats"] == 5 and unit["warmup"] == 1
+
+
+@pytest.mark.parametrize("library, atol", [("xgb", 1e-4), ("sgb", 1e-4), ("lgb", 1e-4),
+                                           ("cb", 1e-5)])
+def test_leaf_methods_get_the_librarys_tolerance(library, atol):
+    for method in ("leafinfluence", "leafrefit", "leafinfsp"):
+        assert tev.method_params(method, library)["atol"] == atol
+        assert tev.make_method(method, library=library).atol == atol
+        (unit,) = tev.plan(["concrete"], [library], [method], ["removal_set"])
+        assert unit["method_params"]["atol"] == atol
+    assert "atol" not in tev.method_params("boostin", library)
+    assert "atol" not in tev.method_params("leafinfluence")   # no library: the default
+
+
+def test_xgboost_leaf_methods_accept_float32_gradients_at_the_harness_tolerance():
+    # XGBoost computes gradients in float32: at the estimators' default 1e-5
+    # the recomputed leaves of this model differ, at the harness's 1e-4 not
+    import xgboost as xgb
+    from treeinf import LeafInfluence
+    from treeinf.exceptions import LeafValueMismatchError
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 6)).astype(np.float32)
+    y = 200 * X[:, 0] + 50 * rng.normal(size=2000) + 1000
+    model = xgb.XGBRegressor(n_estimators=60, max_depth=5, tree_method="hist",
+                             random_state=1, n_jobs=1).fit(X, y)
+    with pytest.raises(LeafValueMismatchError, match="atol=1e-4 may be needed"):
+        LeafInfluence(update_set=0, n_jobs=1).fit(model, X, y)   # default atol 1e-5
+    tev.make_method("leafinfsp", library="xgb").fit(model, X, y)

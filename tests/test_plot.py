@@ -384,6 +384,58 @@ def test_rank_bars_bad_input():
         tiplot.rank_bars(neg, "remove", pool="all")
 
 
+def test_rank_bars_draw_the_clipped_interval_ends():
+    ranks = make_ranks()[lambda t: t.pool == "li"].assign(
+        ci_low=[1.0, 1.0], ci_high=[3.2, 2.0], ci95=[9.5, 0.4])
+    ax = tiplot.rank_bars(ranks, "remove")
+    # error bars from ci_low to ci_high, not mean -/+ the unclipped ci95
+    np.testing.assert_allclose(error_segments(ax), [[1.0, 3.2], [1.0, 2.0]])
+    assert "clipped" in ax.get_xlabel()
+    bad = ranks.assign(ci_low=[1.6, 1.0])
+    with pytest.raises(DataValidationError, match=r"must contain mean_rank"):
+        tiplot.rank_bars(bad, "remove")
+
+
+# ------------------------------------------------------------- method colours
+def test_every_benchmark_method_has_its_own_fixed_style():
+    from treeinf.eval import METHODS
+    styles = [tiplot.method_style(m) for m in METHODS]
+    assert len({c for c, _ in styles}) == len(METHODS)       # distinct colours
+    assert tiplot.method_style("BoostIn") == tiplot.method_style("boostin")
+    assert tiplot.method_style("LeafInfluence") == tiplot.METHOD_STYLES["leafinfluence"]
+    assert tiplot.method_style("boostin-paper") == tiplot.method_style("boostin_paper")
+    # an unknown name gets the same style every time (a stable hash, not the order
+    # in which a figure meets it)
+    assert tiplot.method_style("my method") == tiplot.method_style("my method")
+    code = "import treeinf.plot as p; print(p.method_style('my method'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.strip()
+    assert out == str(tiplot.method_style("my method"))
+
+
+def test_a_method_has_one_colour_in_every_figure():
+    curves = make_curves()
+    # two curve figures with different method sets (and in a different order),
+    # a multi-model figure and a rank chart: BoostIn and TREX keep their colours
+    a = tiplot.loss_curves(curves, "bank", "noise", "loss", model="xgb")
+    sub = curves[curves.method != "BoostIn"].iloc[::-1]
+    b = tiplot.loss_curves(sub, "adult", "remove", "acc", model="lgb")
+    fig = tiplot.loss_curves(curves, "adult", "remove", "loss")
+    seen = {}
+    for ax in [a, b, *fig.axes]:
+        for ln in ax.get_lines():
+            seen.setdefault(ln.get_label(), set()).add(to_rgba(ln.get_color()))
+    assert all(len(c) == 1 for c in seen.values()) and len(seen) == 3
+    ranks = tiplot.rank_bars(make_ranks(), "remove", pool="all")
+    _, labels, colors = bars(ranks)
+    for label, color in zip(labels, colors):
+        expected = to_rgba(tiplot.method_style(label)[0])
+        assert color == expected
+        if label in seen:
+            assert seen[label] == {expected}
+    assert len(set(colors)) == len(colors)
+
+
 # --------------------------------------------------------------------- save
 def test_save_errors_and_formats(tmp_path):
     fig, ax = plt.subplots()

@@ -49,7 +49,8 @@ if _mpl_version < _MIN_MPL:
         f"{matplotlib.__version__}. Upgrade it with: {_INSTALL_HINT}")
 
 __all__ = ["influence_bars", "bars_from_top", "loss_curves", "rank_bars", "save",
-           "HELPFUL_COLOR", "HARMFUL_COLOR", "CURVE_COLUMNS", "RANK_COLUMNS"]
+           "method_style", "METHOD_STYLES", "HELPFUL_COLOR", "HARMFUL_COLOR",
+           "CURVE_COLUMNS", "RANK_COLUMNS"]
 
 #: bar colour of helpful (positive) training rows
 HELPFUL_COLOR = "#2166ac"
@@ -63,6 +64,65 @@ CURVE_COLUMNS = ("measure", "dataset", "model", "method", "fraction", "metric", 
 RANK_COLUMNS = ("measure", "pool", "method", "mean_rank", "ci95", "n_datasets")
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*", "h", "p")
+
+#: One (colour, marker) per benchmark method, used by every figure, so a
+#: method looks the same in every curve and rank plot. Keys are the
+#: lower-cased method names (the keys of ``treeinf.eval.METHODS`` and the
+#: estimator class names); related methods share a hue.
+METHOD_STYLES = {
+    "boostin": ("#1f77b4", "o"),          # blue
+    "boostin_paper": ("#6baed6", "o"),    # light blue: the published variant
+    "boostinlca": ("#17becf", "o"),       # cyan
+    "leafinfluence": ("#d62728", "s"),    # red
+    "leafinfsp": ("#ff9896", "s"),        # light red: SinglePoint
+    "leafrefit": ("#8c564b", "D"),        # brown
+    "trex": ("#2ca02c", "^"),             # green
+    "treesim": ("#98df8a", "v"),          # light green
+    "inputsim": ("#bcbd22", "v"),         # olive
+    "target": ("#9467bd", "P"),           # purple
+    "random": ("#7f7f7f", "X"),           # grey
+    "loss": ("#ff7f0e", "*"),             # orange
+    "loo": ("#e377c2", "h"),              # pink
+    "subsample": ("#c5b0d5", "h"),        # light purple
+    "dshap": ("#c49c94", "p"),            # light brown
+    "influentialset": ("#393b79", "<"),   # dark blue: adaptive set selection
+}
+#: Colours of method names not in METHOD_STYLES, picked by a stable hash of
+#: the name (so the same in every figure and every run).
+_FALLBACK_COLORS = ("#637939", "#8c6d31", "#843c39", "#7b4173", "#5254a3", "#b5cf6b",
+                    "#e7ba52", "#ad494a", "#a55194", "#9c9ede", "#cedb9c", "#e7969c")
+
+
+
+def _squash(name):
+    return "".join(ch for ch in str(name).lower() if ch not in "-_ ")
+
+
+_STYLE_KEYS = {_squash(k): v for k, v in METHOD_STYLES.items()}
+
+
+def method_style(method):
+    """The (colour, marker) a method is drawn with in every figure.
+
+    Parameters
+    ----------
+    method : str
+        A method name, e.g. ``'boostin'`` or ``'BoostIn'`` (case, ``-``,
+        ``_`` and spaces are ignored).
+
+    Returns
+    -------
+    (str, str)
+        A hex colour and a matplotlib marker. Known methods
+        (:data:`METHOD_STYLES`) have fixed styles; another name gets one
+        chosen by a stable hash of the name, the same in every figure.
+    """
+    import zlib
+    key = _squash(method)
+    if key in _STYLE_KEYS:
+        return _STYLE_KEYS[key]
+    h = zlib.crc32(key.encode("utf-8"))
+    return _FALLBACK_COLORS[h % len(_FALLBACK_COLORS)], _MARKERS[h % len(_MARKERS)]
 _SIGN_NOTE = "positive = helpful: removing the row would increase this row's loss"
 
 
@@ -488,7 +548,7 @@ def loss_curves(curves, dataset, measure, metric, model=None, ax=None):
     _numeric(sub, "value", "curves")
     models = list(pd.unique(sub["model"].to_numpy(dtype=object)))
     methods = list(pd.unique(sub["method"].to_numpy(dtype=object)))
-    styles = {m: (f"C{i % 10}", _MARKERS[i % len(_MARKERS)]) for i, m in enumerate(methods)}
+    styles = {m: method_style(m) for m in methods}
     legend_kw = dict(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
                      title="method", fontsize="small")
     if len(models) == 1:
@@ -526,7 +586,10 @@ def rank_bars(ranks, measure, pool=None, ax=None):
         The evaluation module's rank table with columns :data:`RANK_COLUMNS`
         ``measure, pool, method, mean_rank, ci95, n_datasets``: the mean rank
         over data sets (1 = best) and the half-width of its 95% interval.
-        One row per (measure, pool, method). Not modified.
+        When the table also has ``ci_low`` and ``ci_high`` (the interval's
+        ends, which :func:`treeinf.eval.rank_table` clips to the range of
+        ranks) the error bars run between them instead. One row per
+        (measure, pool, method). Not modified.
     measure : str
         Measure to plot.
     pool : str, optional
@@ -538,9 +601,10 @@ def rank_bars(ranks, measure, pool=None, ax=None):
     -------
     matplotlib Axes
         ``ax.patches`` holds one bar per method sorted by ``mean_rank``
-        ascending (ties keep the table's order), the first on top; bar width
-        = mean rank, error bar = ``ci95`` (NaN, e.g. from a single data set,
-        is drawn as no error bar).
+        ascending (ties keep the table's order), the first on top, in the
+        method's colour (:func:`method_style`); bar width = mean rank, error
+        bar = ``ci_low`` to ``ci_high`` when given, else ± ``ci95`` (NaN,
+        e.g. from a single data set, is drawn as no error bar).
 
     Raises
     ------
@@ -575,11 +639,24 @@ def rank_bars(ranks, measure, pool=None, ax=None):
     methods = sub["method"].to_numpy(dtype=object)[order]
     n_sets = sub["n_datasets"].to_numpy(dtype=object)[order]
     n = len(order)
+    if {"ci_low", "ci_high"} <= set(sub.columns):
+        low = _numeric(sub, "ci_low", "ranks", allow_nan=True)[order]
+        high = _numeric(sub, "ci_high", "ranks", allow_nan=True)[order]
+        m = mean_rank[order]
+        if np.any(low > m + 1e-12) or np.any(high < m - 1e-12):
+            raise DataValidationError(
+                "ranks: every interval [ci_low, ci_high] must contain mean_rank.")
+        xerr = np.vstack([np.nan_to_num(m - low, nan=0.0),
+                          np.nan_to_num(high - m, nan=0.0)])
+        note = "error bar: 95% interval over data sets (clipped to the rank range)"
+    else:
+        xerr = np.nan_to_num(ci[order], nan=0.0)
+        note = "error bar: 95% interval over data sets"
     if ax is None:
         ax = _new_axes((6.4, max(2.4, 0.38 * n + 1.3)))
     pos = np.arange(n)
-    ax.barh(pos, mean_rank[order], height=0.6, color="C0",
-            xerr=np.nan_to_num(ci[order], nan=0.0),
+    ax.barh(pos, mean_rank[order], height=0.6,
+            color=[method_style(m)[0] for m in methods], xerr=xerr,
             error_kw=dict(ecolor="0.2", capsize=3, linewidth=1.0))
     ax.set_yticks(pos)
     one_n = len(set(map(str, n_sets))) == 1
@@ -587,7 +664,7 @@ def rank_bars(ranks, measure, pool=None, ax=None):
     if not ax.yaxis_inverted():
         ax.invert_yaxis()  # best on top
     ax.set_xlim(left=0.0)
-    ax.set_xlabel("mean rank (1 = best); error bar: 95% interval over data sets")
+    ax.set_xlabel(f"mean rank (1 = best); {note}")
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title(f"{measure} - {pool}" + (f" ({n_sets[0]} data sets)" if one_n and n else ""))
     return ax

@@ -9,21 +9,40 @@ Three tidy tables, all pandas DataFrames:
   value, n``;
 * :func:`rank_table` — per measure and pool, the methods' mean rank with a
   95% interval over data sets and their relative magnitude, columns
-  ``measure, pool, method, mean_rank, ci95, n_datasets, rel_magnitude``.
+  ``measure, pool, method, mean_rank, ci_low, ci_high, ci95, clipped,
+  n_datasets, n_methods, rel_magnitude``;
+* :func:`missing_cells` — the (data set, model, method) cells of a ranking
+  where a method has no value while others do.
 
 The fix-mislabelled measure has two rankings; the self-influence one is
-reported as the measure ``fix_mislabelled_self``.
+reported as the measure ``fix_mislabelled_self``. The single-row removal
+measure's one-row checkpoint (the single top-ranked row removed, on every
+data set) is reported as the measure ``removal_one``.
+
+Intervals are Student-t intervals over data sets (see :func:`rank_interval`):
+with the 2 to 13 data sets of a typical run, 1.96 standard errors is too
+narrow (with 2 data sets the right factor is 12.7, not 1.96).
 """
 import numpy as np
 import pandas as pd
+from scipy import stats
 from scipy.stats import rankdata
 
 from ..exceptions import DataValidationError
 from ._protocol import CHECKPOINTS, PRIMARY_METRIC
 from ._settings import SLOW_METHODS
 
+RANK_TABLE_COLUMNS = ["measure", "pool", "method", "mean_rank", "ci_low", "ci_high", "ci95",
+                      "clipped", "n_datasets", "n_methods", "rel_magnitude"]
 _ROW_COLUMNS = ["measure", "dataset", "model", "method", "row", "fraction", "metric", "value"]
 BASELINE = "random"
+#: Confidence level of the rank intervals.
+LEVEL = 0.95
+#: How the rank intervals are computed, as stated in every report.
+INTERVAL_NOTE = ("95% interval: Student t with n − 1 degrees of freedom over the n data "
+                 "sets (mean ± t(0.975, n − 1) × standard error), clipped to "
+                 "[1, number of ranked methods], the range a mean rank can take; "
+                 "a clipped end is marked †. No interval with a single data set.")
 
 
 def row_table(records):
@@ -52,6 +71,8 @@ def row_table(records):
                      for name, r in res["rankings"].items()]
         elif cfg["measure"] == "targeted_edit":
             parts = [("targeted_edit", res["records"])]
+        elif cfg["measure"] == "removal" and isinstance(res, dict):
+            parts = [("removal", res["records"]), ("removal_one", res.get("one_row", []))]
         else:
             parts = [(cfg["measure"], res)]
         for measure, recs in parts:
@@ -80,31 +101,121 @@ def curves(rows):
     return g.agg(value="mean", n="size").reset_index()
 
 
+def _checkpoint_values(rows, measure, methods=None, datasets=None):
+    """The measure's primary metric per (data set, model, checkpoint, method)."""
+    c = curves(rows)
+    c = c[(c.measure == measure) & (c.metric == PRIMARY_METRIC[measure])
+          & (c.method != BASELINE)]
+    if CHECKPOINTS.get(measure) is not None:
+        c = c[c.fraction.isin(CHECKPOINTS[measure])]
+    if methods is not None:
+        c = c[c.method.isin(methods)]
+    if datasets is not None:
+        c = c[c.dataset.isin(datasets)]
+    return c
+
+
+def cell_ranks(rows, measure, methods=None, datasets=None):
+    """Rank of each method in every (data set, model, checkpoint) cell.
+
+    Methods are ranked only against the methods that have a value in that
+    cell (1 = best = highest metric averaged over test rows; ties share the
+    average rank). Random is never ranked.
+
+    Returns
+    -------
+    DataFrame with columns dataset, model, fraction, method, value, rank,
+    n_ranked (the number of methods ranked in the cell).
+    """
+    c = _checkpoint_values(rows, measure, methods, datasets)
+    cols = ["dataset", "model", "fraction", "method", "value", "rank", "n_ranked"]
+    if c.empty:
+        return pd.DataFrame(columns=cols)
+    c = c.copy()
+    cell = c.groupby(["dataset", "model", "fraction"])["value"]
+    c["rank"] = cell.transform(lambda v: rankdata(-v.to_numpy(), method="average"))
+    c["n_ranked"] = cell.transform("size").astype(int)
+    return c[cols].reset_index(drop=True)
+
+
 def dataset_ranks(rows, measure, methods=None, datasets=None):
     """Mean rank of each method per data set for one measure.
 
     For every (data set, model, checkpoint) the methods other than Random are
     ranked on the measure's metric averaged over test rows (1 = best =
-    highest; ties share the average rank; a method without a value there is
-    left out); the ranks are then averaged over checkpoints and models.
+    highest; ties share the average rank), each cell over the methods present
+    in it (:func:`cell_ranks`; :func:`missing_cells` lists the absent ones);
+    the ranks are then averaged over checkpoints and models.
 
     Returns
     -------
     DataFrame indexed by data set, one column per method.
     """
-    c = curves(rows)
-    c = c[(c.measure == measure) & (c.metric == PRIMARY_METRIC[measure])
-          & c.fraction.isin(CHECKPOINTS[measure]) & (c.method != BASELINE)]
-    if methods is not None:
-        c = c[c.method.isin(methods)]
-    if datasets is not None:
-        c = c[c.dataset.isin(datasets)]
+    c = cell_ranks(rows, measure, methods, datasets)
     if c.empty:
         return pd.DataFrame()
-    c = c.copy()
-    c["rank"] = c.groupby(["dataset", "model", "fraction"])["value"].transform(
-        lambda v: rankdata(-v.to_numpy(), method="average"))
     return c.groupby(["dataset", "method"])["rank"].mean().unstack("method")
+
+
+def missing_cells(rows, measure, methods=None, datasets=None):
+    """Where a method has no value in a ranking while other methods do.
+
+    The methods expected are those with a value for the measure anywhere in
+    the selection (``methods`` and ``datasets``); a (data set, model,
+    checkpoint) cell misses a method when it ranks other methods but not
+    that one (not run, refused as unsupported, or that fraction skipped for
+    every test row).
+
+    Returns
+    -------
+    DataFrame with columns dataset, model, method, n_missing (checkpoints
+    without a value), n_checkpoints (checkpoints ranked there).
+    """
+    c = _checkpoint_values(rows, measure, methods, datasets)
+    cols = ["dataset", "model", "method", "n_missing", "n_checkpoints"]
+    out = []
+    expected = sorted(set(c.method))
+    for dataset, d in c.groupby("dataset", sort=True):
+        for model, dm in d.groupby("model", sort=True):
+            cells = dm.groupby("fraction")["method"].agg(set)
+            for method in expected:
+                n_miss = int(sum(method not in present for present in cells))
+                if n_miss:
+                    out.append((dataset, model, method, n_miss, len(cells)))
+    return pd.DataFrame(out, columns=cols)
+
+
+def rank_interval(values, n_methods, level=LEVEL):
+    """Mean of per-data-set ranks with a Student-t interval, clipped.
+
+    Parameters
+    ----------
+    values : array-like of shape (n,)
+        One mean rank per data set.
+    n_methods : int
+        The number of ranked methods: no mean rank can exceed it.
+    level : float, default=0.95
+
+    Returns
+    -------
+    mean : float
+    low, high : float
+        ``mean ∓ t(1 − (1 − level)/2, n − 1) × s / sqrt(n)``, clipped to
+        ``[1, n_methods]``; NaN when n < 2.
+    half : float
+        The unclipped half-width (NaN when n < 2).
+    clipped : bool
+        Whether either end was clipped.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    mean = float(v.mean()) if len(v) else np.nan
+    if len(v) < 2:
+        return mean, np.nan, np.nan, np.nan, False
+    se = float(v.std(ddof=1)) / np.sqrt(len(v))
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1)) * se
+    lo, hi = mean - half, mean + half
+    low, high = max(lo, 1.0), min(hi, float(n_methods))
+    return mean, low, high, half, bool(low != lo or high != hi)
 
 
 def relative_magnitude(rows, measure, methods=None, datasets=None):
@@ -117,8 +228,9 @@ def relative_magnitude(rows, measure, methods=None, datasets=None):
     -------
     Series indexed by method (Random excluded).
     """
-    r = rows[(rows.measure == measure) & (rows.metric == PRIMARY_METRIC[measure])
-             & rows.fraction.isin(CHECKPOINTS[measure])]
+    r = rows[(rows.measure == measure) & (rows.metric == PRIMARY_METRIC[measure])]
+    if CHECKPOINTS.get(measure) is not None:
+        r = r[r.fraction.isin(CHECKPOINTS[measure])]
     if datasets is not None:
         r = r[r.dataset.isin(datasets)]
     keys = ["dataset", "model", "row", "fraction"]
@@ -149,10 +261,14 @@ def rank_table(rows, li_datasets=None):
 
     Returns
     -------
-    DataFrame with columns measure, pool, method, mean_rank, ci95,
-    n_datasets, rel_magnitude. Pool 'all': every data set, without the slow
-    methods; pool 'li': the LI data sets, with them. A pool is left out when
-    it has no data set with two or more ranked methods.
+    DataFrame with columns measure, pool, method, mean_rank (over data sets
+    of the per-data-set mean rank), ci_low and ci_high (the 95% Student-t
+    interval over data sets, clipped to [1, n_methods]; see
+    :func:`rank_interval`), ci95 (its unclipped half-width), clipped (bool),
+    n_datasets, n_methods (methods ranked in the pool) and rel_magnitude.
+    Pool 'all': every data set, without the slow methods; pool 'li': the LI
+    data sets, with them. A pool is left out when it has no data set with
+    two or more ranked methods.
     """
     _check_columns(rows, _ROW_COLUMNS, "row table")
     if li_datasets is None:
@@ -170,15 +286,70 @@ def rank_table(rows, li_datasets=None):
             if ranks.empty or ranks.shape[1] < 2:
                 continue
             rel = relative_magnitude(rows, measure, methods, dsets)
+            n_methods = ranks.shape[1]
             for method in ranks.columns:
                 v = ranks[method].dropna().to_numpy()
-                ci = 1.96 * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan
-                out.append((measure, pool, method, float(v.mean()), float(ci), len(v),
-                            float(rel.get(method, np.nan))))
-    table = pd.DataFrame(out, columns=["measure", "pool", "method", "mean_rank", "ci95",
-                                       "n_datasets", "rel_magnitude"])
+                mean, low, high, half, clipped = rank_interval(v, n_methods)
+                out.append((measure, pool, method, mean, low, high, half, clipped, len(v),
+                            n_methods, float(rel.get(method, np.nan))))
+    table = pd.DataFrame(out, columns=RANK_TABLE_COLUMNS)
     return table.sort_values(["measure", "pool", "mean_rank", "method"],
                              ignore_index=True)
+
+
+def missing_table(rows, li_datasets=None, records=None):
+    """:func:`missing_cells` of every measure and pool of :func:`rank_table`.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        From :func:`row_table`.
+    li_datasets : list of str or None
+        As in :func:`rank_table`.
+    records : list of dict or None
+        The store's records; when given, a missing cell whose unit was
+        recorded as unsupported carries that message as its reason.
+
+    Returns
+    -------
+    DataFrame with columns measure, pool, dataset, model, method, n_missing,
+    n_checkpoints, reason.
+    """
+    cols = ["measure", "pool", "dataset", "model", "method", "n_missing",
+            "n_checkpoints", "reason"]
+    _check_columns(rows, _ROW_COLUMNS, "row table")
+    if li_datasets is None:
+        from .. import datasets as ds
+        li_datasets = ds.list_datasets(li_only=True)
+    reasons = {}
+    for rec in records or []:
+        cfg = rec["config"]
+        if rec.get("status") == "unsupported" and cfg.get("method"):
+            base = "fix_mislabelled" if cfg["measure"] == "fix_mislabelled" else None
+            names = ([cfg["measure"]] if base is None
+                     else ["fix_mislabelled", "fix_mislabelled_self"])
+            if cfg["measure"] == "removal":
+                names.append("removal_one")
+            for name in names:
+                reasons[(name, cfg["dataset"], cfg["model"], cfg["method"])] = \
+                    rec.get("message", "unsupported")
+    all_methods = sorted(set(rows.method))
+    pools = {"all": (None, [m for m in all_methods if m not in SLOW_METHODS]),
+             "li": (list(li_datasets), all_methods)}
+    out = []
+    for measure in sorted(set(rows.measure)):
+        for pool, (dsets, methods) in pools.items():
+            if pool == "li" and not any(m in SLOW_METHODS for m in all_methods):
+                continue
+            miss = missing_cells(rows, measure, methods, dsets)
+            for r in miss.itertuples(index=False):
+                reason = reasons.get((measure, r.dataset, r.model, r.method))
+                if reason is None:
+                    reason = ("not run" if r.n_missing == r.n_checkpoints
+                              else "fractions skipped or not run")
+                out.append((measure, pool, r.dataset, r.model, r.method, r.n_missing,
+                            r.n_checkpoints, reason))
+    return pd.DataFrame(out, columns=cols)
 
 
 def _check_columns(frame, columns, what):
@@ -192,9 +363,11 @@ def runtime_table(records):
 
     Returns
     -------
-    DataFrame with columns dataset, model, method, fit_s, influence_s (the
-    mean over repeats) and, per (data set, model), ``vs_boostin`` = the
-    method's influence time ÷ BoostIn's.
+    DataFrame with columns dataset, model, method, fit_s, influence_s
+    (means over the timed repeats; the warm-up round is not included),
+    total_s = fit_s + influence_s, repeats, and, per (data set, model), the
+    ratios to BoostIn's times: ``influence_vs_boostin`` and
+    ``total_vs_boostin`` (NaN without a BoostIn unit).
     """
     out = []
     for rec in records:
@@ -203,15 +376,21 @@ def runtime_table(records):
             continue
         res = rec["result"]
         out.append((cfg["dataset"], cfg["model"], cfg["method"],
-                    float(np.mean(res["fit_s"])), float(np.mean(res["influence_s"]))))
-    t = pd.DataFrame(out, columns=["dataset", "model", "method", "fit_s", "influence_s"])
+                    float(np.mean(res["fit_s"])), float(np.mean(res["influence_s"])),
+                    len(res["fit_s"])))
+    t = pd.DataFrame(out, columns=["dataset", "model", "method", "fit_s", "influence_s",
+                                   "repeats"])
     if t.empty:
         return t
-    base = t[t.method == "boostin"].set_index(["dataset", "model"])["influence_s"]
-    t = t.join(base.rename("boostin_s"), on=["dataset", "model"])
-    t["vs_boostin"] = t.influence_s / t.boostin_s
-    return t.drop(columns="boostin_s").sort_values(["dataset", "model", "method"],
-                                                   ignore_index=True)
+    t["total_s"] = t.fit_s + t.influence_s
+    base = t[t.method == "boostin"].set_index(["dataset", "model"])[
+        ["influence_s", "total_s"]].add_prefix("boostin_")
+    t = t.join(base, on=["dataset", "model"])
+    t["influence_vs_boostin"] = t.influence_s / t.boostin_influence_s
+    t["total_vs_boostin"] = t.total_s / t.boostin_total_s
+    cols = ["dataset", "model", "method", "fit_s", "influence_s", "total_s", "repeats",
+            "influence_vs_boostin", "total_vs_boostin"]
+    return t[cols].sort_values(["dataset", "model", "method"], ignore_index=True)
 
 
 def agreement_table(records):

@@ -41,11 +41,17 @@ FRACTIONS = {
     "noise": tuple(float(f) for f in range(0, 55, 5)),
     "fix_mislabelled": tuple(float(f) for f in range(0, 35, 5)),
 }
+#: Numbers of rows removed by single-row removal besides the fractions: the
+#: one-row checkpoint, on every data set (0.1% is one row only when
+#: 500 <= n < 1500).
+ROW_COUNTS = {"removal": (1,)}
 #: The fractions whose ranks are averaged (BENCHMARK.md, Aggregation). The
 #: fix-mislabelled ranking by self-influence is reported as the measure
-#: ``fix_mislabelled_self``.
+#: ``fix_mislabelled_self``; the one-row checkpoint of single-row removal as
+#: ``removal_one`` (None: its one fraction, 100 / n_train %, is ranked).
 CHECKPOINTS = {
     "removal": (0.1, 0.5, 1.0, 1.5, 2.0),
+    "removal_one": None,
     "targeted_edit": tuple(round(0.2 * i, 1) for i in range(1, 11)),
     "removal_set": (5.0, 10.0, 15.0, 20.0, 25.0),
     "noise": (5.0, 10.0, 15.0, 20.0, 25.0),
@@ -53,8 +59,8 @@ CHECKPOINTS = {
     "fix_mislabelled_self": (5.0, 10.0, 15.0, 20.0, 25.0, 30.0),
 }
 #: The metric each measure ranks methods by; higher is better for all of them.
-PRIMARY_METRIC = {"removal": "loss", "targeted_edit": "loss", "removal_set": "loss",
-                  "noise": "loss", "fix_mislabelled": "frac_found",
+PRIMARY_METRIC = {"removal": "loss", "removal_one": "loss", "targeted_edit": "loss",
+                  "removal_set": "loss", "noise": "loss", "fix_mislabelled": "frac_found",
                   "fix_mislabelled_self": "frac_found"}
 
 CLIP = 1e-5
@@ -181,6 +187,7 @@ class _Context:
         if self.task != "regression":
             self.y = self.y.astype(np.int64)
             self.yt = self.yt.astype(np.int64)
+        self.library = model
         self.template = make_model(model, dataset, d.task)
         self.model = fit_model(self.template, self.X, self.y)
         self.explainers = OrderedDict()
@@ -205,7 +212,7 @@ class _Context:
             else:
                 y, model = self.y, self.model
             start = time.perf_counter()
-            exp = make_method(method, n_jobs=1).fit(model, self.X, y)
+            exp = make_method(method, n_jobs=1, library=self.library).fit(model, self.X, y)
             self.explainers[key] = (exp, time.perf_counter() - start)
             while len(self.explainers) > 3:
                 self.explainers.popitem(last=False)
@@ -243,23 +250,33 @@ def fit_model(template, X, y):
 
 # ------------------------------------------------------------------ measures
 def _removal(ctx, cfg):
+    """Records per fraction, and per row count of ``cfg['counts']`` (the
+    one-row checkpoint); a retraining shared by a fraction and a count (the
+    same number of rows removed) is done once."""
     j = cfg["test_index"]
     exp, _ = ctx.explainer(cfg["method"])
     inf = exp.get_local_influence(ctx.Xt[j:j + 1], ctx.yt[j:j + 1])[:, 0]
     order = ranking(inf)
-    records = []
-    for f in cfg["fractions"]:
-        k = n_edited(f, len(ctx.y))
-        keep = np.ones(len(ctx.y), dtype=bool)
-        keep[order[:k]] = False
-        if ctx.lacks_class(ctx.y[keep]):
-            records.append({"fraction": f, "n_edited": k, "loss": None, "skipped": True})
-            continue
-        model = ctx.model if k == 0 else fit_model(ctx.template, ctx.X[keep], ctx.y[keep])
-        out = ctx.predict(model, ctx.Xt[j:j + 1])
-        records.append({"fraction": f, "n_edited": k, "skipped": False,
-                        "loss": float(row_losses(ctx.task, ctx.yt[j:j + 1], out)[0])})
-    return records
+    n = len(ctx.y)
+    done = {}
+
+    def removed(k):
+        if k not in done:
+            keep = np.ones(n, dtype=bool)
+            keep[order[:k]] = False
+            if ctx.lacks_class(ctx.y[keep]):
+                done[k] = None
+            else:
+                model = ctx.model if k == 0 else fit_model(ctx.template, ctx.X[keep],
+                                                           ctx.y[keep])
+                out = ctx.predict(model, ctx.Xt[j:j + 1])
+                done[k] = float(row_losses(ctx.task, ctx.yt[j:j + 1], out)[0])
+        return {"n_edited": k, "loss": done[k], "skipped": done[k] is None}
+
+    records = [{"fraction": f, **removed(n_edited(f, n))} for f in cfg["fractions"]]
+    one_row = [{"fraction": 100.0 * k / n, **removed(int(k))}
+               for k in cfg.get("counts", ()) if 0 < k <= n]
+    return {"records": records, "one_row": one_row}
 
 
 def _targeted_edit(ctx, cfg):
@@ -354,19 +371,38 @@ def _fix_mislabelled(ctx, cfg):
 
 
 def _runtime(ctx, cfg):
+    """Fit time and one-row influence time, measured separately (BENCHMARK.md).
+
+    Everything single-threaded (the estimator's ``n_jobs=1`` for numba, one
+    BLAS/OpenMP thread through threadpoolctl). ``warmup`` rounds (default 1:
+    JIT compilation, caches) run first and are recorded apart; ``repeats``
+    timed rounds follow, each a fresh estimator fitted and asked for the
+    influence of the same test row (the first of the benchmark's draw).
+    Methods without per-row influence time their self-influence instead.
+    """
+    from threadpoolctl import threadpool_limits
     j = int(test_row_order(len(ctx.yt))[0])
-    fit_s, inf_s = [], []
-    for _ in range(cfg.get("repeats", 5)):
-        start = time.perf_counter()
-        exp = make_method(cfg["method"], n_jobs=1).fit(ctx.model, ctx.X, ctx.y)
-        fit_s.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        if "local" in capabilities(cfg["method"]):
-            exp.get_local_influence(ctx.Xt[j:j + 1], ctx.yt[j:j + 1])
-        else:
-            exp.get_self_influence()
-        inf_s.append(time.perf_counter() - start)
-    return {"fit_s": fit_s, "influence_s": inf_s}
+    local = "local" in capabilities(cfg["method"])
+    warmup = int(cfg.get("warmup", 1))
+    repeats = int(cfg.get("repeats", 5))
+    times = []
+    with threadpool_limits(1):
+        for _ in range(warmup + repeats):
+            start = time.perf_counter()
+            exp = make_method(cfg["method"], n_jobs=1, library=ctx.library).fit(
+                ctx.model, ctx.X, ctx.y)
+            fit_s = time.perf_counter() - start
+            start = time.perf_counter()
+            if local:
+                exp.get_local_influence(ctx.Xt[j:j + 1], ctx.yt[j:j + 1])
+            else:
+                exp.get_self_influence()
+            times.append((fit_s, time.perf_counter() - start))
+    return {"fit_s": [t[0] for t in times[warmup:]],
+            "influence_s": [t[1] for t in times[warmup:]],
+            "warmup_fit_s": [t[0] for t in times[:warmup]],
+            "warmup_influence_s": [t[1] for t in times[:warmup]],
+            "influence": "one test row" if local else "self-influence", "n_jobs": 1}
 
 
 def _agreement(ctx, cfg):

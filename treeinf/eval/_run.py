@@ -4,10 +4,10 @@ import traceback
 
 from .. import __version__
 from ..exceptions import DataValidationError, TreeInfError
-from ._protocol import (EXTRA_MEASURES, FRACTIONS, MEASURES, ROW_MEASURES,
+from ._protocol import (EXTRA_MEASURES, FRACTIONS, MEASURES, ROW_COUNTS, ROW_MEASURES,
                         run_unit, test_row_order)
 from ._settings import (FAST_METHODS, METHODS, MODELS, SLOW_METHODS, capabilities,
-                        model_params)
+                        method_params, model_params)
 from ._store import ResultStore, unit_key
 
 _NEEDS = {"removal": "local", "targeted_edit": "local", "removal_set": "global",
@@ -95,11 +95,13 @@ def plan(datasets, models=MODELS, methods=FAST_METHODS, measures=MEASURES,
                     if measure == "fix_mislabelled" and not caps & {"global", "self"}:
                         continue
                     unit = {**base, "measure": measure, "method": method,
-                            "method_params": METHODS[method][1]}
+                            "method_params": method_params(method, model)}
                     if measure == "runtime":
-                        units.append({**unit, "repeats": 5})
+                        units.append({**unit, "repeats": 5, "warmup": 1})
                         continue
                     unit["fractions"] = list(fractions[measure])
+                    if measure in ROW_COUNTS:
+                        unit["counts"] = list(ROW_COUNTS[measure])
                     if measure == "fix_mislabelled":
                         unit["noise_with_replacement"] = bool(noise_with_replacement)
                     if measure in ROW_MEASURES:
@@ -110,13 +112,54 @@ def plan(datasets, models=MODELS, methods=FAST_METHODS, measures=MEASURES,
     return units
 
 
-def _work(cfg, data_dir):
-    """Run one unit in a worker; never raises (errors are returned)."""
+def _work(cfg, data_dir, own_env_fallback=False):
+    """Run one unit in a worker; never raises (errors are returned).
+
+    ``data_dir`` comes with the unit from the submitting process. When it was
+    resolved there (not given by the user) and this worker does not see it,
+    the worker's own ``TREEINF_DATA_DIR`` / cache directory is tried next.
+    """
+    from ..exceptions import DatasetNotFoundError
     try:
-        return cfg, run_unit(cfg, data_dir)
+        try:
+            return cfg, run_unit(cfg, data_dir)
+        except DatasetNotFoundError:
+            if not own_env_fallback or data_dir is None:
+                raise
+            return cfg, run_unit(cfg, None)
     except Exception as exc:   # reported by the parent, not stored
         return cfg, {"status": "error", "message": f"{type(exc).__name__}: {exc}",
                      "traceback": traceback.format_exc()}
+
+
+def resolve_data_dirs(names, data_dir=None):
+    """Where this process finds each data set's file.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Data set names.
+    data_dir : str, Path or None
+        As in :func:`treeinf.datasets.load`. When None the directories of
+        ``TREEINF_DATA_DIR`` (or the cache directory) of *this* process are
+        searched, so a worker elsewhere need not have the variable set.
+
+    Returns
+    -------
+    dict
+        Name -> absolute directory (str) holding ``<name>.npz``; None for a
+        data set generated in memory (``twitter``) or not found here.
+    """
+    from .. import datasets as ds
+    dirs = ds.data_dirs(data_dir)
+    out = {}
+    for name in set(names):
+        out[name] = None
+        for d in dirs:
+            if (d / f"{name}.npz").is_file():
+                out[name] = str(d.resolve())
+                break
+    return out
 
 
 def _sort_key(cfg):
@@ -142,9 +185,16 @@ def execute(units, store, n_jobs=1, scheduler=None, data_dir=None, progress=True
         single-threaded.
     scheduler : str or None
         Address of a Dask distributed scheduler (``tcp://host:8786``). The
-        workers need treeinf installed and the data sets in ``data_dir`` (or
-        their ``TREEINF_DATA_DIR``); results come back to this process, which
-        writes the store. A unit whose worker dies is rerun elsewhere.
+        workers need treeinf installed and read the data files from the
+        directory sent with each unit; results come back to this process,
+        which writes the store. A unit whose worker dies is rerun elsewhere.
+    data_dir : str, Path or None
+        Data set directory. When None, the directory where *this* process
+        finds each data set (``TREEINF_DATA_DIR``, then the cache directory;
+        see :func:`resolve_data_dirs`) is sent with each unit, so workers
+        that do not share this process's environment still find the files
+        (at the same path, e.g. on a shared file system); a worker that does
+        not see that path falls back to its own ``TREEINF_DATA_DIR``.
     progress : bool
         Show a progress bar with an ETA.
     retries : int
@@ -170,8 +220,13 @@ def execute(units, store, n_jobs=1, scheduler=None, data_dir=None, progress=True
     from tqdm.auto import tqdm
     bar = tqdm(total=len(pending), disable=not progress, unit="unit",
                desc="treeinf bench", smoothing=0.05)
+    if data_dir is None:
+        where = resolve_data_dirs(u["dataset"] for u in pending)
+        jobs = [(u, where[u["dataset"]], True) for u in pending]
+    else:
+        jobs = [(u, str(data_dir), False) for u in pending]
     try:
-        for cfg, outcome in _results(pending, n_jobs, scheduler, data_dir, retries):
+        for cfg, outcome in _results(jobs, n_jobs, scheduler, retries):
             if outcome["status"] == "error":
                 summary["errors"] += 1
                 summary["error_messages"].append(
@@ -187,15 +242,16 @@ def execute(units, store, n_jobs=1, scheduler=None, data_dir=None, progress=True
     return summary
 
 
-def _results(pending, n_jobs, scheduler, data_dir, retries):
+def _results(jobs, n_jobs, scheduler, retries):
+    """Outcomes of ``jobs`` = [(unit, data directory, fallback flag), ...]."""
     if scheduler is None:
         if n_jobs == 1:
-            for cfg in pending:
-                yield _work(cfg, data_dir)
+            for job in jobs:
+                yield _work(*job)
             return
         from joblib import Parallel, delayed
         yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered",
-                            batch_size=1)(delayed(_work)(cfg, data_dir) for cfg in pending)
+                            batch_size=1)(delayed(_work)(*job) for job in jobs)
         return
     try:
         from distributed import Client, as_completed
@@ -213,8 +269,8 @@ def _results(pending, n_jobs, scheduler, data_dir, retries):
                 "check the address (e.g. tcp://host:8786) and that `dask scheduler` "
                 "runs there, or leave out --scheduler to run locally.") from None
     try:
-        futures = [client.submit(_work, cfg, data_dir, key=f"treeinf-unit-{unit_key(cfg)}",
-                                 retries=retries, pure=False) for cfg in pending]
+        futures = [client.submit(_work, *job, key=f"treeinf-unit-{unit_key(job[0])}",
+                                 retries=retries, pure=False) for job in jobs]
         for fut in as_completed(futures):
             yield fut.result()
             fut.release()
