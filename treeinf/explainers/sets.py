@@ -25,7 +25,8 @@ from .._numba import num_threads
 from .._stats import leaf_index, leaf_sums
 from .._validation import check_k
 from ..exceptions import DataValidationError
-from .leaf import LeafRefit, _newton_leaves
+from .._fidelity import newton_leaves as _newton_leaves
+from .leaf import LeafRefit
 
 _EMPTY = np.empty((0, 0))
 
