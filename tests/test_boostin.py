@@ -132,9 +132,8 @@ def test_scatter_and_masked_paths_agree(task, monkeypatch):
     model, Xtr, ytr, w, Xte, yte = trained("lightgbm", task, weights=True)
     exp = BoostIn().fit(model, Xtr, ytr, sample_weight=w)
     results = []
-    # never / always masked, in the per-row (top-k) and the tiled (dense) kernel
-    for threshold, fraction in ((lambda n: n + 1, 2.0), (lambda n: 1, 0.0)):
-        monkeypatch.setattr(mod, "dense_threshold", threshold)
+    # never / always masked, in the tiled dense and the tiled top-k kernel
+    for fraction in (2.0, 0.0):
         monkeypatch.setattr(mod, "TILE_DENSE_FRACTION", fraction)
         results.append((exp.get_local_influence(Xte, yte),
                         exp.get_top_influence(Xte, yte, k=5)[1]))
@@ -144,10 +143,16 @@ def test_scatter_and_masked_paths_agree(task, monkeypatch):
 
 def _per_row_dense(exp, Xe, y):
     """The dense matrix by the per-row kernel (the reference for the tiled one)."""
-    from treeinf._kernels.coleaf import coleaf_dense_kernel
-    leaves, G = exp._test_terms(exp.ensemble_.encode(Xe), y)
+    from treeinf._kernels.coleaf import coleaf_dense_kernel, dense_threshold
+    from treeinf._stats import group_by_leaf, sort_by_leaf
+    ens = exp.ensemble_
+    train_leaves = np.ascontiguousarray(exp._leaves_T.T, dtype=np.int32)
+    ptr, idx = group_by_leaf(ens, train_leaves)
+    D = np.ascontiguousarray(exp._train_T.T)
+    leaves, G = exp._test_terms(ens.encode(Xe), y)
     out = np.empty((len(leaves), exp.n_train_))
-    coleaf_dense_kernel(leaves, G, *exp._coleaf_args(), out)
+    coleaf_dense_kernel(leaves, G, ens.leaf_offset, ptr, idx, sort_by_leaf(D, idx),
+                        exp._leaves_T, exp._train_T, dense_threshold(exp.n_train_), out)
     return out.T
 
 

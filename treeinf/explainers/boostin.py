@@ -1,13 +1,29 @@
 """BoostIn: TracIn for gradient-boosted trees (SPEC §3)."""
 import numpy as np
 
-from .._kernels.coleaf import (TILE_DENSE_FRACTION, coleaf_dense_kernel, coleaf_tiled_kernel,
-                               coleaf_topk_kernel, dense_threshold, gather_dot_kernel,
-                               tile_csr_kernel, tile_size)
-from .._stats import (group_by_leaf, leaf_aggregate, leaf_index, leaf_sums,
-                      round_derivatives, sort_by_leaf, tree_major_leaves)
+from .._kernels.boostin import chunk_rows, fit_leaves_kernel, fit_terms_kernel, sum_parts
+from .._kernels.coleaf import (TILE_DENSE_FRACTION, coleaf_tiled_kernel,
+                               coleaf_tiled_topk_kernel, gather_dot_kernel, merge_topk_kernel,
+                               tile_csr_kernel, tile_size, topk_rows_kernel)
+from .._losses import OBJECTIVE_CODES
+from .._stats import effective_l2, leaf_aggregate, leaf_id_dtype, round_derivatives
 from ..exceptions import DataValidationError
 from ._base import BaseInfluence, LabelEditMixin
+
+_EMPTY_F = np.empty(0)
+_EMPTY_I = np.empty(0, dtype=np.int64)
+_EMPTY_2D = np.empty((0, 0))
+
+#: rows per block of ``fit_terms_kernel``
+TERM_BLOCK = 256
+#: test rows per call of the dense kernel in ``get_local_influence`` (one
+#: progress-bar step)
+LOCAL_CHUNK = 64
+#: per-tile candidate lists are used for k up to this; larger k selects from
+#: dense chunks
+TILE_TOPK_MAX = 64
+#: bytes of scratch for one chunk of top-k queries
+TOPK_SCRATCH = 64 * 2**20
 
 
 class BoostIn(LabelEditMixin, BaseInfluence):
@@ -69,79 +85,121 @@ class BoostIn(LabelEditMixin, BaseInfluence):
 
     _supported_kinds = ("boosting",)
 
-    def __init__(self, variant="exact", n_jobs=None):
+    def __init__(self, variant="exact", n_jobs=None, dtype="float64"):
         self.variant = variant
         self.n_jobs = n_jobs
+        self.dtype = dtype
 
     def _check_params(self):
         if self.variant not in ("exact", "paper"):
             raise DataValidationError(
                 f"variant must be 'exact' or 'paper', got {self.variant!r}.")
+        try:
+            dt = np.dtype(self.dtype)
+        except TypeError:
+            dt = None
+        if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise DataValidationError(
+                f"dtype must be 'float64' or 'float32', got {self.dtype!r}.")
+
+    # ---------------------------------------------------------------- fit
+    def _numerator_value(self):
+        """v of SPEC §3 per leaf: unshrunk (exact) or shrunk (paper)."""
+        ens = self.ensemble_
+        if self.variant == "exact":
+            return ens.leaf_value / ens.learning_rate
+        return ens.leaf_value
 
     def _fit(self, Xe, y, w):
         ens = self.ensemble_
-        leaves = ens.apply_encoded(Xe)
-        g, h, _ = round_derivatives(ens, leaves, y)
-        ptr, idx = group_by_leaf(ens, leaves)
-        H = leaf_sums(ens, ptr, idx, h, w)
-        eta = ens.learning_rate
-        value = ens.leaf_value / eta if self.variant == "exact" else ens.leaf_value
-        pos = leaf_index(ens, leaves)
-        denom = H[pos] + ens.reg_lambda
-        with np.errstate(divide="ignore", invalid="ignore"):
-            D = np.where(denom > 0, eta * w[:, None] * (g + value[pos] * h) / denom, 0.0)
+        n = Xe.shape[0]
+        T = ens.n_trees
+        L = int(ens.leaf_offset[-1])
+        obj = OBJECTIVE_CODES[ens.objective]
+        # pass 1: traverse + h + leaf sums (per fixed chunk, added in order)
+        leaves_T = np.empty((T, n), dtype=leaf_id_dtype(ens))
+        chunk = chunk_rows(n)
+        H_part = np.empty((max(1, -(-n // chunk)), L))
+        fit_leaves_kernel(Xe, ens.tree_root, ens.node_left, ens.node_right, ens.node_feature,
+                          ens.node_threshold, ens.node_kind, ens.node_missing,
+                          ens.node_default_left, ens.node_cat_start, ens.node_cat_len,
+                          ens.cat_bits, ens.node_leaf, ens.tree_round, ens.tree_output,
+                          ens.leaf_offset, ens.leaf_value, ens.base_margin, y, w, obj,
+                          ens.hessian_factor, chunk, leaves_T, H_part)
+        H = np.empty(L)
+        sum_parts(H_part, H)
+        del H_part
+        lam = np.ascontiguousarray(effective_l2(ens, w), dtype=np.float64)
         self._y, self._w = y, w
-        leaf_denom = H + ens.reg_lambda
-        self._inv_denom = np.where(leaf_denom > 0, 1.0 / np.where(leaf_denom > 0, leaf_denom, 1.0), 0.0)
-        self._self_influence = np.einsum("ij,ij->i", g, D)
-        self._ptr, self._idx = ptr, idx
-        self._train_sorted = sort_by_leaf(D, idx)
-        self._leaves_T = tree_major_leaves(ens, leaves)
-        self._train_T = np.ascontiguousarray(D.T)
-        # per-tile CSR for the dense matrix (coleaf_tiled_kernel)
-        n, n_trees = leaves.shape
+        self._denom = H + lam
+        self._leaves_T = leaves_T
+        # pass 2: g, h again from the stored leaves, terms in their final layout
+        self._train_T = np.empty((T, n), dtype=np.dtype(self.dtype))
+        self._self_influence = np.empty(n)
+        self._terms(_EMPTY_I, _EMPTY_F, _EMPTY_F, self._train_T, self._self_influence)
+        # per-tile CSR for the co-leaf kernels
         self._tile = tile_size(n)
-        self._tile_ptr = np.empty((-(-n // self._tile), ens.leaf_offset[-1] + 1), dtype=np.int64)
-        self._tile_idx = np.empty(n * n_trees, dtype=np.uint16)
-        tile_csr_kernel(self._leaves_T, ens.leaf_offset, self._tile, self._tile_ptr,
-                        self._tile_idx)
+        self._tile_ptr = np.empty((-(-n // self._tile), L + 1), dtype=np.int64)
+        self._tile_idx = np.empty(n * T, dtype=np.uint16)
+        tile_csr_kernel(leaves_T, ens.leaf_offset, self._tile, self._tile_ptr, self._tile_idx)
 
-    def _coleaf_args(self):
-        return (self.ensemble_.leaf_offset, self._ptr, self._idx, self._train_sorted,
-                self._leaves_T, self._train_T, dense_threshold(self.n_train_))
-
-    def _label_edit(self, Xe, y, value):
-        """Label-edit BoostIn: D_LE = eta w (g - g*) / (H + lambda) (SPEC §3).
-
-        For the supported losses h does not depend on the label, so the
-        hessian sums of SPEC's second term equal H.
-        """
+    def _terms(self, rows, y_edit, leaf_table, terms_T, dot_out):
+        """``fit_terms_kernel`` on the fitted state (see its docstring)."""
         ens = self.ensemble_
-        leaves = np.ascontiguousarray(self._leaves_T.T, dtype=np.int32)
-        g, _, _ = round_derivatives(ens, leaves, self._y, hessian=False)
-        g_new, _, _ = round_derivatives(ens, leaves, np.full(self.n_train_, value),
-                                        hessian=False)
-        D = (ens.learning_rate * self._w[:, None] * (g - g_new)
-             * self._inv_denom[leaf_index(ens, leaves)])
-        test_leaves, G = self._test_terms(Xe, y)
-        out = np.empty((Xe.shape[0], self.n_train_))
-        coleaf_dense_kernel(test_leaves, G, ens.leaf_offset, self._ptr, self._idx,
-                            sort_by_leaf(D, self._idx), self._leaves_T,
-                            np.ascontiguousarray(D.T), dense_threshold(self.n_train_), out)
-        return out.T
+        fit_terms_kernel(self._leaves_T, rows, ens.tree_round, ens.tree_output, ens.leaf_offset,
+                         ens.leaf_value, self._numerator_value(), self._denom,
+                         ens.base_margin, self._y, y_edit, self._w, ens.learning_rate,
+                         OBJECTIVE_CODES[ens.objective], ens.hessian_factor, leaf_table,
+                         TERM_BLOCK, terms_T, dot_out)
 
+    # ------------------------------------------------------------ queries
     def _test_terms(self, Xe, y):
         ens = self.ensemble_
         leaves = ens.apply_encoded(Xe)
         G, _, _ = round_derivatives(ens, leaves, y, hessian=False)
         return leaves, G
 
-    def _local(self, Xe, y):
+    def _tiled_args(self, train_T=None):
+        return (self.ensemble_.leaf_offset, self._tile, self._tile_ptr, self._tile_idx,
+                self._leaves_T, self._train_T if train_T is None else train_T,
+                TILE_DENSE_FRACTION)
+
+    def _dense_into(self, Xe, y, out, train_T=None):
+        """out (m, n_train) = influence of the rows Xe on every training row."""
         leaves, G = self._test_terms(Xe, y)
+        coleaf_tiled_kernel(leaves, G, *self._tiled_args(train_T), out)
+
+    def _chunks(self, m, size, desc):
+        """(start, stop) chunks of m query rows, under a progress bar when
+        ``self.verbose`` is true."""
+        bounds = [(e0, min(m, e0 + size)) for e0 in range(0, m, size)]
+        if not getattr(self, "verbose", False) or len(bounds) <= 1:
+            yield from bounds
+            return
+        from tqdm.auto import tqdm
+        with tqdm(total=m, desc=f"BoostIn {desc}", unit="row") as bar:
+            for e0, e1 in bounds:
+                yield e0, e1
+                bar.update(e1 - e0)
+
+    def _local(self, Xe, y):
         out = np.empty((Xe.shape[0], self.n_train_))
-        coleaf_tiled_kernel(leaves, G, self.ensemble_.leaf_offset, self._tile, self._tile_ptr,
-                            self._tile_idx, self._leaves_T, self._train_T,
-                            TILE_DENSE_FRACTION, out)
+        for e0, e1 in self._chunks(Xe.shape[0], LOCAL_CHUNK, "local"):
+            self._dense_into(Xe[e0:e1], y[e0:e1], out[e0:e1])
+        return out.T
+
+    def _label_edit(self, Xe, y, value):
+        """Label-edit BoostIn: D_LE = eta w (g - g*) / (H + lambda) (SPEC §3).
+
+        For the supported losses h does not depend on the label, so the
+        hessian sums of SPEC's second term equal H. The edited terms are
+        recomputed in float64 from the stored leaf ids, whatever ``dtype``.
+        """
+        D = np.empty(self._train_T.shape)
+        self._terms(_EMPTY_I, np.full(self.n_train_, value), _EMPTY_F, D, _EMPTY_F)
+        out = np.empty((Xe.shape[0], self.n_train_))
+        for e0, e1 in self._chunks(Xe.shape[0], LOCAL_CHUNK, "label edit"):
+            self._dense_into(Xe[e0:e1], y[e0:e1], out[e0:e1], train_T=D)
         return out.T
 
     def _self(self):
@@ -151,14 +209,35 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         leaves, G = self._test_terms(Xe, y)
         table = leaf_aggregate(self.ensemble_, leaves, G)
         out = np.empty(self.n_train_)
-        gather_dot_kernel(self._leaves_T, table, self.ensemble_.leaf_offset,
-                          self._train_T, out)
+        if self._train_T.dtype == np.float64:
+            gather_dot_kernel(self._leaves_T, table, self.ensemble_.leaf_offset,
+                              self._train_T, out)
+        else:  # float64 terms recomputed on the fly: exact in either dtype
+            self._terms(_EMPTY_I, _EMPTY_F, table, _EMPTY_2D, out)
         return out
 
     def _top(self, Xe, y, k, largest):
-        leaves, G = self._test_terms(Xe, y)
-        m = Xe.shape[0]
+        m, n = Xe.shape[0], self.n_train_
         out_idx = np.empty((m, k), dtype=np.int64)
         out_val = np.empty((m, k))
-        coleaf_topk_kernel(leaves, G, *self._coleaf_args(), k, largest, out_idx, out_val)
+        n_tiles = self._tile_ptr.shape[0]
+        if k <= TILE_TOPK_MAX:
+            kk = min(k, self._tile)
+            size = max(1, TOPK_SCRATCH // (n_tiles * kk * 16))
+            for e0, e1 in self._chunks(m, size, f"top-{k}"):
+                leaves, G = self._test_terms(Xe[e0:e1], y[e0:e1])
+                cand_idx = np.empty((e1 - e0, n_tiles, kk), dtype=np.int64)
+                cand_key = np.empty((e1 - e0, n_tiles, kk))
+                cand_n = np.empty((e1 - e0, n_tiles), dtype=np.int64)
+                coleaf_tiled_topk_kernel(leaves, G, *self._tiled_args(), largest, cand_idx,
+                                         cand_key, cand_n)
+                merge_topk_kernel(cand_idx, cand_key, cand_n, largest, out_idx[e0:e1],
+                                  out_val[e0:e1])
+        else:
+            size = max(1, min(LOCAL_CHUNK, TOPK_SCRATCH // (8 * n)))
+            buf = np.empty((min(m, size), n))
+            for e0, e1 in self._chunks(m, size, f"top-{k}"):
+                b = buf[:e1 - e0]
+                self._dense_into(Xe[e0:e1], y[e0:e1], b)
+                topk_rows_kernel(b, k, largest, out_idx[e0:e1], out_val[e0:e1])
         return out_idx, out_val
