@@ -1,9 +1,10 @@
 """BoostIn's fused fit kernels and training-term recomputation.
 
-``fit_leaves_kernel`` walks every training row through every tree once, in
-boosting order, and in the same loop evaluates the loss derivatives at the
-margin before each round, writes the leaf id (tree-major, smallest unsigned
-type) and accumulates the weighted hessian sum of every leaf. Rows are cut
+``fit_leaves_kernel`` walks every training row through every tree once
+(groups of rows, tree by tree), writes the leaf ids (tree-major, smallest
+unsigned type), then walks the group's margins in boosting order, evaluating
+the loss derivatives before each round and accumulating the weighted hessian
+sum of every leaf. Rows are cut
 into fixed chunks (their size depends on n only, never on the thread count);
 each chunk owns one row of partial sums, added in chunk order afterwards, so
 results do not depend on the number of threads.
@@ -14,7 +15,10 @@ second traversal), evaluates g and h again and writes the training term
 final layout and dtype, together with the float64 self-influence
 ``sum_j g_i D[j, i]``. The same kernel recomputes float64 terms of any rows
 from the leaf ids alone (``rows``), which is how label edits and the exact
-rescoring of float32 candidates get float64 terms without storing them.
+rescoring of float32 candidates get float64 terms without storing them, and
+global influence in float32 mode is a float64 dot product on the fly
+(``leaf_table``). ``rescore_kernel`` sums candidates' float64 terms exactly as
+the co-leaf kernels would.
 
 No kernel allocates an n x n_trees temporary; every output is allocated by
 the caller.
@@ -27,8 +31,9 @@ from .stats import round_end
 from .traversal import _leaf_of
 
 
-#: rows traversed together before their derivative chain is walked (the
-#: traversals are independent and overlap; the margin chain of one row is not)
+#: rows traversed together, tree by tree (a tree's nodes stay in cache for the
+#: group), before their derivative chains are walked (the traversals are
+#: independent and overlap; the margin chain of one row is serial)
 GROUP = 32
 
 
@@ -85,15 +90,17 @@ def fit_leaves_kernel(X, tree_root, left, right, feature, threshold, kind, missi
         for g0 in range(c * chunk, i1, GROUP):
             B = min(i1, g0 + GROUP) - g0
             for p in range(B):
-                i = g0 + p
-                ids[p] = i
-                x = X[i]
-                for jj in range(n_trees):
-                    leaves_T[jj, i] = _leaf_of(x, tree_root[jj], left, right, feature,
-                                               threshold, kind, missing, default_left,
-                                               cat_start, cat_len, cat_bits, node_leaf)
+                ids[p] = g0 + p
                 for q in range(K):
                     z[p, q] = base[q]
+            # tree by tree over the group: a tree's nodes stay in cache
+            for jj in range(n_trees):
+                r = tree_root[jj]
+                for p in range(B):
+                    i = g0 + p
+                    leaves_T[jj, i] = _leaf_of(X[i], r, left, right, feature, threshold, kind,
+                                               missing, default_left, cat_start, cat_len,
+                                               cat_bits, node_leaf)
             j = 0
             while j < n_trees:
                 _block_derivatives(objective, factor, z, y, ids, B, G, Hh, kk)
@@ -216,3 +223,32 @@ def leaf_abs_max(leaves_T, leaf_offset, terms_T, out):
             pos = off + leaves_T[j, i]
             if a > out[pos]:
                 out[pos] = a
+
+
+@pnjit
+def rescore_kernel(test_leaves, test_values, leaves_T, rows, lo, terms_T, cand, cand_n, out):
+    """Exact influence of candidate training rows on test rows.
+
+    rows : int64 (r,) candidate training rows; terms_T : float64 (n_trees,
+    hi - lo) the terms of rows[lo:hi]; cand : int64 (m, c) positions into
+    ``rows`` of each test row's candidates, the first cand_n[e] valid;
+    out : float64 (m, c), written where the position is in [lo, hi).
+    The sum runs over trees in order, adding a_j * D[j] where the leaves
+    match and a_j != 0: the same operations, in the same order, as the
+    co-leaf kernels on float64 terms, so the values are bit-identical.
+    """
+    m, n_trees = test_leaves.shape
+    for e in prange(m):
+        for r in range(cand_n[e]):
+            col = cand[e, r] - lo
+            if col < 0 or col >= terms_T.shape[1]:
+                continue
+            i = rows[col + lo]
+            s = 0.0
+            for j in range(n_trees):
+                a = test_values[e, j]
+                if a == 0.0:
+                    continue
+                if leaves_T[j, i] == test_leaves[e, j]:
+                    s += a * terms_T[j, col]
+            out[e, r] = s

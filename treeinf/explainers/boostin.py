@@ -1,7 +1,8 @@
 """BoostIn: TracIn for gradient-boosted trees (SPEC §3)."""
 import numpy as np
 
-from .._kernels.boostin import chunk_rows, fit_leaves_kernel, fit_terms_kernel, sum_parts
+from .._kernels.boostin import (chunk_rows, fit_leaves_kernel, fit_terms_kernel, leaf_abs_max,
+                               rescore_kernel, sum_parts)
 from .._kernels.coleaf import (TILE_DENSE_FRACTION, coleaf_tiled_kernel,
                                coleaf_tiled_topk_kernel, gather_dot_kernel, merge_topk_kernel,
                                tile_csr_kernel, tile_size, topk_rows_kernel)
@@ -142,6 +143,12 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         self._tile_ptr = np.empty((-(-n // self._tile), L + 1), dtype=np.int64)
         self._tile_idx = np.empty(n * T, dtype=np.uint16)
         tile_csr_kernel(leaves_T, ens.leaf_offset, self._tile, self._tile_ptr, self._tile_idx)
+        if self._train_T.dtype != np.float64:
+            # per-leaf max |term|: bounds the float32 error of a query (exact top-k)
+            self._term_absmax = np.empty(L)
+            leaf_abs_max(leaves_T, ens.leaf_offset, self._train_T, self._term_absmax)
+        elif hasattr(self, "_term_absmax"):
+            del self._term_absmax
 
     def _terms(self, rows, y_edit, leaf_table, terms_T, dot_out):
         """``fit_terms_kernel`` on the fitted state (see its docstring)."""
@@ -220,9 +227,11 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         m, n = Xe.shape[0], self.n_train_
         out_idx = np.empty((m, k), dtype=np.int64)
         out_val = np.empty((m, k))
-        n_tiles = self._tile_ptr.shape[0]
+        exact = self._train_T.dtype == np.float64
         if k <= TILE_TOPK_MAX:
-            kk = min(k, self._tile)
+            n_tiles = self._tile_ptr.shape[0]
+            # float32: keep twice as many per tile, then rescore exactly
+            kk = min(k if exact else 2 * k, self._tile)
             size = max(1, TOPK_SCRATCH // (n_tiles * kk * 16))
             for e0, e1 in self._chunks(m, size, f"top-{k}"):
                 leaves, G = self._test_terms(Xe[e0:e1], y[e0:e1])
@@ -231,13 +240,89 @@ class BoostIn(LabelEditMixin, BaseInfluence):
                 cand_n = np.empty((e1 - e0, n_tiles), dtype=np.int64)
                 coleaf_tiled_topk_kernel(leaves, G, *self._tiled_args(), largest, cand_idx,
                                          cand_key, cand_n)
-                merge_topk_kernel(cand_idx, cand_key, cand_n, largest, out_idx[e0:e1],
-                                  out_val[e0:e1])
+                if exact:
+                    merge_topk_kernel(cand_idx, cand_key, cand_n, largest, out_idx[e0:e1],
+                                      out_val[e0:e1])
+                else:
+                    self._top_rescored(leaves, G, k, largest, cand_idx, cand_key, cand_n,
+                                       out_idx[e0:e1], out_val[e0:e1])
         else:
             size = max(1, min(LOCAL_CHUNK, TOPK_SCRATCH // (8 * n)))
             buf = np.empty((min(m, size), n))
             for e0, e1 in self._chunks(m, size, f"top-{k}"):
                 b = buf[:e1 - e0]
-                self._dense_into(Xe[e0:e1], y[e0:e1], b)
-                topk_rows_kernel(b, k, largest, out_idx[e0:e1], out_val[e0:e1])
+                leaves, G = self._test_terms(Xe[e0:e1], y[e0:e1])
+                coleaf_tiled_kernel(leaves, G, *self._tiled_args(), b)
+                if exact:
+                    topk_rows_kernel(b, k, largest, out_idx[e0:e1], out_val[e0:e1])
+                else:
+                    self._top_rescored(leaves, G, k, largest, None, None, None,
+                                       out_idx[e0:e1], out_val[e0:e1], dense=b)
         return out_idx, out_val
+
+    def _error_bound(self, leaves, G):
+        """Per test row, a bound on |float32-term influence - float64 influence|
+        for every training row: 2^-23 * sum_j |a_j| max|D| over the test
+        row's leaf (covers the rounding of the stored terms, 2^-24 relative,
+        and the float64 sums' own rounding)."""
+        pos = self.ensemble_.leaf_offset[:-1][None, :] + leaves
+        return np.ldexp(np.abs(G) * self._term_absmax[pos], -23).sum(axis=1)
+
+    def _top_rescored(self, leaves, G, k, largest, cand_idx, cand_key, cand_n, out_idx,
+                      out_val, dense=None):
+        """Exact top-k from float32 candidates (float32 terms only).
+
+        Every training row whose approximate key is within twice the error
+        bound of the k-th best approximate key is a candidate; candidates are
+        rescored with float64 terms recomputed from the leaf ids, so the
+        returned rows and values equal the float64 explainer's. A tile whose
+        list was full and whose last key is still within the margin cannot
+        prove that it holds every candidate: that test row's dense
+        approximate row is computed and scanned instead.
+        """
+        m = leaves.shape[0]
+        bound = self._error_bound(leaves, G)
+        sign = 1.0 if largest else -1.0
+        per_row = []
+        for e in range(m):
+            if dense is None:
+                key = cand_key[e]
+                cnt = cand_n[e]
+                valid = np.arange(key.shape[1])[None, :] < cnt[:, None]
+                keys, rows = key[valid], cand_idx[e][valid]
+                tau = np.partition(keys, keys.size - k)[keys.size - k]
+                cut = tau - 2.0 * bound[e]
+                full = cnt == key.shape[1]
+                if np.any(full & (key[np.arange(key.shape[0]), np.maximum(cnt - 1, 0)] >= cut)):
+                    buf = np.empty((1, self.n_train_))
+                    coleaf_tiled_kernel(leaves[e:e + 1], G[e:e + 1], *self._tiled_args(), buf)
+                    keys, rows = sign * buf[0], np.arange(self.n_train_)
+                else:
+                    keep = keys >= cut
+                    per_row.append(np.sort(rows[keep]))
+                    continue
+            else:
+                keys, rows = sign * dense[e], np.arange(self.n_train_)
+                tau = np.partition(keys, keys.size - k)[keys.size - k]
+                cut = tau - 2.0 * bound[e]
+            per_row.append(np.sort(rows[keys >= cut]))
+        rows = np.unique(np.concatenate(per_row))
+        c = max(len(r) for r in per_row)
+        cand = np.zeros((m, c), dtype=np.int64)
+        cnt = np.empty(m, dtype=np.int64)
+        for e, r in enumerate(per_row):
+            cand[e, :len(r)] = np.searchsorted(rows, r)
+            cnt[e] = len(r)
+        vals = np.empty((m, c))
+        n_trees = self._train_T.shape[0]
+        block = max(1, TOPK_SCRATCH // (8 * n_trees))
+        for lo in range(0, rows.size, block):  # float64 terms of a block of candidates
+            D = np.empty((n_trees, min(rows.size, lo + block) - lo))
+            self._terms(rows[lo:lo + block], _EMPTY_F, _EMPTY_F, D, _EMPTY_F)
+            rescore_kernel(leaves, G, self._leaves_T, rows, lo, D, cand, cnt, vals)
+        for e in range(m):
+            v = sign * vals[e, :cnt[e]]
+            r = rows[cand[e, :cnt[e]]]
+            order = np.lexsort((r, -v))[:k]  # best first, ties to the lower row
+            out_idx[e] = r[order]
+            out_val[e] = vals[e, :cnt[e]][order]
