@@ -22,6 +22,15 @@ Goals (issue 12, 2 cores): at 1,000,000 rows peak <= 4096 MB, held <= 3072
 MB, fit <= 20 s, top-10 <= 50 ms. The machine may be shared: the process's
 CPU time of fit is printed too, and timings are noisy.
 
+Measured 2026-12-03 on the shared 2-core machine under load average ~13
+(wall times 3-6x the CPU times; model trained on 200k rows, --train-rows
+200000, --dtypes float32, --queries 20):
+
+        n |   dtype |  fit s | fit cpu s |  peak MB |  held MB | top-10 ms/row (min)
+   200000 | float32 |   44.6 |      10.1 |      746 |      684 |         452.0 (229.5)
+   500000 | float32 |  111.2 |      22.8 |     1823 |     1710 |         845.4 (765.9)
+  1000000 | float32 |  172.7 |      49.1 |     3604 |     3420 |        1196.0 (882.5)
+
 Usage: python benchmarks/bench_scale.py [--sizes 200000 500000 1000000]
        [--dtypes float32 float64] [--queries 30] [--cache-dir DIR]
 """
