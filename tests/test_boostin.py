@@ -134,9 +134,8 @@ def test_scatter_and_masked_paths_agree(task, monkeypatch):
     model, Xtr, ytr, w, Xte, yte = trained("lightgbm", task, weights=True)
     exp = BoostIn().fit(model, Xtr, ytr, sample_weight=w)
     results = []
-    # never / always masked, in the per-row (top-k) and the tiled (dense) kernel
-    for threshold, fraction in ((lambda n: n + 1, 2.0), (lambda n: 1, 0.0)):
-        monkeypatch.setattr(mod, "dense_threshold", threshold)
+    # never / always masked, in the tiled dense and the tiled top-k kernel
+    for fraction in (2.0, 0.0):
         monkeypatch.setattr(mod, "TILE_DENSE_FRACTION", fraction)
         results.append((exp.get_local_influence(Xte, yte),
                         exp.get_top_influence(Xte, yte, k=5)[1]))
@@ -146,10 +145,16 @@ def test_scatter_and_masked_paths_agree(task, monkeypatch):
 
 def _per_row_dense(exp, Xe, y):
     """The dense matrix by the per-row kernel (the reference for the tiled one)."""
-    from treeinf._kernels.coleaf import coleaf_dense_kernel
-    leaves, G = exp._test_terms(exp.ensemble_.encode(Xe), y)
+    from treeinf._kernels.coleaf import coleaf_dense_kernel, dense_threshold
+    from treeinf._stats import group_by_leaf, sort_by_leaf
+    ens = exp.ensemble_
+    train_leaves = np.ascontiguousarray(exp._leaves_T.T, dtype=np.int32)
+    ptr, idx = group_by_leaf(ens, train_leaves)
+    D = np.ascontiguousarray(exp._train_T.T)
+    leaves, G = exp._test_terms(ens.encode(Xe), y)
     out = np.empty((len(leaves), exp.n_train_))
-    coleaf_dense_kernel(leaves, G, *exp._coleaf_args(), out)
+    coleaf_dense_kernel(leaves, G, ens.leaf_offset, ptr, idx, sort_by_leaf(D, idx),
+                        exp._leaves_T, exp._train_T, dense_threshold(exp.n_train_), out)
     return out.T
 
 
@@ -222,3 +227,125 @@ def test_ensemble_calls_keep_the_explainers_thread_count(monkeypatch):
     ens = exp.ensemble_
     ens.apply_encoded(ens.encode(Xt), n_jobs=2)
     assert seen[-1] == min(2, numba.config.NUMBA_NUM_THREADS)
+
+
+def _abs_bound(ens, Xtr, ytr, w, Xte, yte, variant="exact"):
+    """2^-23 * sum over shared leaves of |G| |D| (the documented float32 error)."""
+    Ltr = ens.apply(Xtr).reshape(len(ytr), -1)
+    Lte = ens.apply(Xte).reshape(len(yte), -1)
+    D, _ = naive.boostin_train_term(ens, Ltr, ytr, w, variant)
+    G, _ = naive.tree_derivatives(ens, Lte, yte)
+    out = np.zeros((len(ytr), len(yte)))
+    for j in range(ens.n_trees):
+        same = Ltr[:, j][:, None] == Lte[:, j][None, :]
+        out += same * np.abs(D[:, j])[:, None] * np.abs(G[:, j])[None, :]
+    return np.ldexp(out, -23)
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "catboost"])
+def test_float32_terms(family, task):
+    """dtype='float32': top-k rows and values, self and global influence are
+    exactly the float64 explainer's; the dense matrix is within the
+    documented bound 2^-23 * sum |G| |D|."""
+    model, Xtr, ytr, w, Xte, yte = trained(family, task, weights=True)
+    ref = BoostIn().fit(model, Xtr, ytr, sample_weight=w)
+    exp = BoostIn(dtype="float32").fit(model, Xtr, ytr, sample_weight=w)
+    assert exp._train_T.dtype == np.float32 and ref._train_T.dtype == np.float64
+    ens = exp.ensemble_
+    cw = ens.params.get("class_weight")
+    w_eff = w if cw is None or task == "regression" else w * np.asarray(cw)[_enc_y(ens, ytr).astype(int)]
+    bound = _abs_bound(ens, Xtr, _enc_y(ens, ytr), w_eff, Xte, _enc_y(ens, yte))
+    local, local64 = exp.get_local_influence(Xte, yte), ref.get_local_influence(Xte, yte)
+    assert local.dtype == np.float64
+    assert np.all(np.abs(local - local64) <= bound)
+    for k in (1, 7, 100):
+        for kind in ("helpful", "harmful"):
+            i32, v32 = exp.get_top_influence(Xte, yte, k=k, kind=kind)
+            i64, v64 = ref.get_top_influence(Xte, yte, k=k, kind=kind)
+            np.testing.assert_array_equal(i32, i64)
+            np.testing.assert_array_equal(v32, v64)
+    np.testing.assert_array_equal(exp.get_self_influence(), ref.get_self_influence())
+    np.testing.assert_array_equal(exp.get_global_influence(Xte, yte),
+                                  ref.get_global_influence(Xte, yte))
+    target = np.resize(np.unique(ytr), len(yte))
+    np.testing.assert_array_equal(exp.get_label_edit_influence(Xte, yte, target),
+                                  ref.get_label_edit_influence(Xte, yte, target))
+
+
+def test_float32_top_k_every_path(monkeypatch):
+    """Small tiles (full candidate lists), a huge error bound (the dense
+    fallback and blocked rescoring of every row) and large k: still the
+    float64 explainer's top-k."""
+    import treeinf.explainers.boostin as mod
+    from treeinf._kernels.coleaf import tile_csr_kernel
+    model, Xtr, ytr, w, Xte, yte = trained("lightgbm", "multiclass", weights=True)
+    ref = BoostIn().fit(model, Xtr, ytr, sample_weight=w)
+    exp = BoostIn(dtype="float32").fit(model, Xtr, ytr, sample_weight=w)
+    for e in (ref, exp):
+        n, T = e.n_train_, e._leaves_T.shape[0]
+        e._tile = 7
+        e._tile_ptr = np.empty((-(-n // 7), e.ensemble_.leaf_offset[-1] + 1), dtype=np.int64)
+        e._tile_idx = np.empty(n * T, dtype=np.uint16)
+        tile_csr_kernel(e._leaves_T, e.ensemble_.leaf_offset, 7, e._tile_ptr, e._tile_idx)
+    expected = {k: ref.get_top_influence(Xte, yte, k=k) for k in (1, 3, 70)}
+    for k, (i64, v64) in expected.items():
+        i32, v32 = exp.get_top_influence(Xte, yte, k=k)
+        np.testing.assert_array_equal(i32, i64)
+        np.testing.assert_array_equal(v32, v64)
+    monkeypatch.setattr(mod.BoostIn, "_error_bound", lambda self, leaves, G: np.full(len(G), 1e300))
+    monkeypatch.setattr(mod, "TOPK_SCRATCH", 8 * exp._leaves_T.shape[0] * 5)  # 5 rows a block
+    for k, (i64, v64) in expected.items():
+        i32, v32 = exp.get_top_influence(Xte, yte, k=k)
+        np.testing.assert_array_equal(i32, i64)
+        np.testing.assert_array_equal(v32, v64)
+
+
+def test_chunked_queries_and_progress(monkeypatch):
+    """Chunked local / top-k / label-edit queries (with a progress bar) equal
+    one-chunk queries."""
+    import treeinf.explainers.boostin as mod
+    model, Xtr, ytr, w, Xte, yte = trained("lightgbm", "binary", weights=True)
+    exp = BoostIn().fit(model, Xtr, ytr, sample_weight=w)
+    target = np.resize(np.unique(ytr), len(yte))
+    whole = (exp.get_local_influence(Xte, yte), exp.get_top_influence(Xte, yte, k=5),
+             exp.get_top_influence(Xte, yte, k=80), exp.get_label_edit_influence(Xte, yte, target))
+    monkeypatch.setattr(mod, "LOCAL_CHUNK", 3)
+    monkeypatch.setattr(mod, "TOPK_SCRATCH", 1)
+    exp.verbose = True
+    parts = (exp.get_local_influence(Xte, yte), exp.get_top_influence(Xte, yte, k=5),
+             exp.get_top_influence(Xte, yte, k=80), exp.get_label_edit_influence(Xte, yte, target))
+    np.testing.assert_array_equal(parts[0], whole[0])
+    for a, b in zip(parts[1] + parts[2], whole[1] + whole[2]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(parts[3], whole[3])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fitted_state_is_lean_and_persists(dtype, tmp_path):
+    """One (n_trees, n) term array in the asked dtype, uint8 leaf ids, uint16
+    tile index; nothing else of size n x n_trees. Save/load is bit-identical."""
+    import treeinf
+    model, Xtr, ytr, w, Xte, yte = trained("lightgbm", "multiclass", weights=True)
+    exp = BoostIn(dtype=dtype).fit(model, Xtr, ytr, sample_weight=w)
+    n, T = exp.n_train_, exp.ensemble_.n_trees
+    arrays = {k: v for k, v in vars(exp).items() if isinstance(v, np.ndarray)}
+    big = {k for k, v in arrays.items() if v.size >= n * T}
+    assert big == {"_leaves_T", "_train_T", "_tile_idx"}
+    assert exp._leaves_T.dtype == np.uint8 and exp._leaves_T.shape == (T, n)
+    assert exp._train_T.dtype == np.dtype(dtype) and exp._train_T.shape == (T, n)
+    assert exp._tile_idx.dtype == np.uint16
+    exp.save(tmp_path / "b.treeinf")
+    loaded = treeinf.load(tmp_path / "b.treeinf")
+    for k, v in arrays.items():
+        np.testing.assert_array_equal(getattr(loaded, k), v)
+        assert getattr(loaded, k).dtype == v.dtype
+    np.testing.assert_array_equal(loaded.get_top_influence(Xte, yte, k=4)[1],
+                                  exp.get_top_influence(Xte, yte, k=4)[1])
+
+
+def test_dtype_is_validated():
+    from treeinf.exceptions import DataValidationError
+    model, Xtr, ytr, _, _, _ = trained("lightgbm", "binary")
+    with pytest.raises(DataValidationError, match="dtype"):
+        BoostIn(dtype="float16").fit(model, Xtr, ytr)

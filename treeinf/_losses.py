@@ -68,6 +68,16 @@ def grad_hess_row(objective, z, y, factor, g, h, k):
                 g[c] = p - 1.0
 
 
+@njit
+def grad_hess_1(objective, z, y):
+    """(g, h) of a single-output loss (regression or binary) at margin z;
+    the same numbers as ``grad_hess_row`` without its arrays."""
+    if objective == REGRESSION:
+        return z - y, 1.0
+    p = sigmoid(z)
+    return p - y, p * (1.0 - p)
+
+
 @pnjit
 def loss_kernel(objective, margin, y, out):
     """Per-row loss (n,) at margins (n, K); probabilities clipped to [1e-5, 1-1e-5]."""

@@ -96,3 +96,12 @@ def tree_major_leaves(ens, leaves):
 def leaf_index(ens, leaves):
     """Global leaf position (n, n_trees) int64 of compact leaf ids."""
     return ens.leaf_offset[:-1][None, :] + leaves
+
+
+def leaf_id_dtype(ens):
+    """Smallest unsigned integer type holding every compact leaf id."""
+    m = int(ens.n_leaves.max()) - 1 if ens.n_trees else 0
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if m <= np.iinfo(dt).max:
+            return dt
+    return np.uint64

@@ -117,22 +117,6 @@ def _top_k(buf, k, largest, out_idx, out_val):
 
 
 @pnjit
-def coleaf_topk_kernel(test_leaves, test_values, leaf_offset, ptr, idx, train_sorted,
-                       leaves_T, train_T, min_dense, k, largest, out_idx, out_val):
-    """Top-k training rows per test row without the dense matrix.
-
-    out_idx : int64 (m, k); out_val : float64 (m, k).
-    """
-    m = test_leaves.shape[0]
-    n = train_T.shape[1]
-    for e in prange(m):
-        buf = np.zeros(n)
-        _accumulate(e, test_leaves, test_values, leaf_offset, ptr, idx, train_sorted,
-                    leaves_T, train_T, min_dense, buf)
-        _top_k(buf, k, largest, out_idx[e], out_val[e])
-
-
-@pnjit
 def gather_dot_kernel(leaves_T, leaf_table, leaf_offset, train_T, out):
     """out[i] = sum_j leaf_table[leaf of row i in tree j] * train_T[j, i].
 
@@ -249,6 +233,47 @@ def _flush_masked(o, leaves_T, train_T, i0, L, pj, pf, pa, r):
         _masked1(o, leaves_T, train_T, i0, L, pj[k], pf[k], pa[k])
 
 
+@njit
+def _tile_accumulate(o, e, t, i0, L, lim, test_leaves, test_values, leaf_offset, tile_ptr,
+                     tile_idx, leaves_T, train_T, pj, pf, pa):
+    """o (L,) = the influence of test row e on the rows [i0, i0 + L) of tile t.
+
+    Trees in order; a tree whose test leaf holds at least ``lim`` of the
+    tile's rows is queued for a masked pass (up to four queued trees fused in
+    one pass), any other tree first flushes the queue and then scatters its
+    leaf's rows of the tile. pj, pf, pa: scratch of length 4.
+    """
+    n_trees = test_leaves.shape[1]
+    o[:] = 0.0
+    r = 0
+    for j in range(n_trees):
+        a = test_values[e, j]
+        if a == 0.0:
+            continue
+        leaf = test_leaves[e, j]
+        pos = leaf_offset[j] + leaf
+        p0 = tile_ptr[t, pos]
+        p1 = tile_ptr[t, pos + 1]
+        if p1 - p0 >= lim:
+            pj[r] = j
+            pf[r] = leaf
+            pa[r] = a
+            r += 1
+            if r == 4:
+                _flush_masked(o, leaves_T, train_T, i0, L, pj, pf, pa, r)
+                r = 0
+        elif p1 > p0:
+            if r > 0:
+                _flush_masked(o, leaves_T, train_T, i0, L, pj, pf, pa, r)
+                r = 0
+            dcol = train_T[j, i0:i0 + L]
+            for p in range(p0, p1):
+                q = tile_idx[p]
+                o[q] += a * dcol[q]
+    if r > 0:
+        _flush_masked(o, leaves_T, train_T, i0, L, pj, pf, pa, r)
+
+
 @pnjit
 def coleaf_tiled_kernel(test_leaves, test_values, leaf_offset, tile, tile_ptr, tile_idx,
                         leaves_T, train_T, dense_fraction, out):
@@ -259,9 +284,10 @@ def coleaf_tiled_kernel(test_leaves, test_values, leaf_offset, tile, tile_ptr, t
     of the tile's rows is queued for a masked pass (up to four queued trees
     fused in one pass), any other tree first flushes the queue and then
     scatters its leaf's rows of the tile (``tile_ptr``, ``tile_idx`` from
-    ``tile_csr_kernel`` with the same ``tile``), gathering ``train_T``.
+    ``tile_csr_kernel`` with the same ``tile``), gathering ``train_T``
+    (float32 or float64; products and sums are float64).
     """
-    m, n_trees = test_leaves.shape
+    m = test_leaves.shape[0]
     n = train_T.shape[1]
     n_tiles = tile_ptr.shape[0]
     for t in prange(n_tiles):
@@ -273,32 +299,97 @@ def coleaf_tiled_kernel(test_leaves, test_values, leaf_offset, tile, tile_ptr, t
         L = i1 - i0
         lim = dense_fraction * L
         for e in range(m):
-            o = out[e, i0:i1]
-            o[:] = 0.0
-            r = 0
-            for j in range(n_trees):
-                a = test_values[e, j]
-                if a == 0.0:
-                    continue
-                leaf = test_leaves[e, j]
-                pos = leaf_offset[j] + leaf
-                p0 = tile_ptr[t, pos]
-                p1 = tile_ptr[t, pos + 1]
-                if p1 - p0 >= lim:
-                    pj[r] = j
-                    pf[r] = leaf
-                    pa[r] = a
-                    r += 1
-                    if r == 4:
-                        _flush_masked(o, leaves_T, train_T, i0, L, pj, pf, pa, r)
-                        r = 0
-                elif p1 > p0:
-                    if r > 0:
-                        _flush_masked(o, leaves_T, train_T, i0, L, pj, pf, pa, r)
-                        r = 0
-                    dcol = train_T[j, i0:i1]
-                    for p in range(p0, p1):
-                        q = tile_idx[p]
-                        o[q] += a * dcol[q]
-            if r > 0:
-                _flush_masked(o, leaves_T, train_T, i0, L, pj, pf, pa, r)
+            _tile_accumulate(out[e, i0:i1], e, t, i0, L, lim, test_leaves, test_values,
+                             leaf_offset, tile_ptr, tile_idx, leaves_T, train_T, pj, pf, pa)
+
+
+@njit
+def _insert_top(key, idx, c, kk, v, i):
+    """Insert key v of row i into the descending list key[:c] (capacity kk).
+
+    A key enters a full list only if strictly larger than its last; equal keys
+    go after those already present, so when candidates arrive in ascending
+    row order among equal keys, ties keep the lower row. Returns the new
+    count."""
+    if c == kk:
+        if not (v > key[kk - 1]):
+            return c
+        p = kk - 1
+    else:
+        p = c
+        c += 1
+    while p > 0 and key[p - 1] < v:
+        key[p] = key[p - 1]
+        idx[p] = idx[p - 1]
+        p -= 1
+    key[p] = v
+    idx[p] = i
+    return c
+
+
+@pnjit
+def coleaf_tiled_topk_kernel(test_leaves, test_values, leaf_offset, tile, tile_ptr, tile_idx,
+                             leaves_T, train_T, dense_fraction, largest, cand_idx, cand_key,
+                             cand_n):
+    """Per-tile top-kk candidates of every test row, without the dense matrix.
+
+    Each tile computes a test row's influences on its rows exactly as
+    ``coleaf_tiled_kernel`` (same operations, same values) in a tile-sized
+    buffer while it is in cache, and keeps its kk best: keys (the value, or
+    its negation when ``largest`` is False) in descending order, ties to the
+    lower row. Parallel over tiles, so one test row uses every thread.
+
+    cand_idx : int64 (m, n_tiles, kk); cand_key : float64 (m, n_tiles, kk);
+    cand_n : int64 (m, n_tiles), the number of candidates of each tile.
+    """
+    m = test_leaves.shape[0]
+    n = train_T.shape[1]
+    n_tiles = tile_ptr.shape[0]
+    kk = cand_idx.shape[2]
+    for t in prange(n_tiles):
+        pj = np.empty(4, dtype=np.int64)
+        pf = np.empty(4, dtype=np.int64)
+        pa = np.empty(4)
+        i0 = t * tile
+        i1 = min(n, i0 + tile)
+        L = i1 - i0
+        lim = dense_fraction * L
+        o = np.empty(L)
+        for e in range(m):
+            _tile_accumulate(o, e, t, i0, L, lim, test_leaves, test_values, leaf_offset,
+                             tile_ptr, tile_idx, leaves_T, train_T, pj, pf, pa)
+            key = cand_key[e, t]
+            idx = cand_idx[e, t]
+            c = 0
+            for i in range(L):
+                v = o[i] if largest else -o[i]
+                c = _insert_top(key, idx, c, kk, v, i0 + i)
+            cand_n[e, t] = c
+
+
+@pnjit
+def merge_topk_kernel(cand_idx, cand_key, cand_n, largest, out_idx, out_val):
+    """Top-k of each test row from its per-tile candidates (tiles in row order).
+
+    out_idx : int64 (m, k); out_val : float64 (m, k), sorted best first, ties
+    to the lower row (requires at least k candidates per row).
+    """
+    m, n_tiles, kk = cand_idx.shape
+    k = out_idx.shape[1]
+    for e in prange(m):
+        key = np.empty(k)
+        idx = np.empty(k, dtype=np.int64)
+        c = 0
+        for t in range(n_tiles):
+            for r in range(cand_n[e, t]):
+                c = _insert_top(key, idx, c, k, cand_key[e, t, r], cand_idx[e, t, r])
+        for r in range(k):
+            out_idx[e, r] = idx[r]
+            out_val[e, r] = key[r] if largest else -key[r]
+
+
+@pnjit
+def topk_rows_kernel(buf, k, largest, out_idx, out_val):
+    """Top-k of every row of a dense buffer (m, n), parallel over rows."""
+    for e in prange(buf.shape[0]):
+        _top_k(buf[e], k, largest, out_idx[e], out_val[e])
