@@ -10,11 +10,19 @@ import numpy as np
 
 from ..exceptions import DataValidationError
 
-__all__ = ["TabularEncoder", "is_dataframe"]
+__all__ = ["TabularEncoder", "is_dataframe", "is_sparse"]
 
 
 def is_dataframe(X):
     return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "iloc")
+
+
+def is_sparse(X):
+    """Whether X is a scipy sparse matrix or array."""
+    if not hasattr(X, "nnz"):
+        return False
+    import scipy.sparse as sp
+    return sp.issparse(X)
 
 
 def _describe(X):
