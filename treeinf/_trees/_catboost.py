@@ -55,7 +55,7 @@ import tempfile
 import numpy as np
 
 from ..exceptions import DataValidationError, NotFittedError, UnsupportedModelError
-from ._encode import TabularEncoder, is_dataframe
+from ._encode import TabularEncoder, is_dataframe, is_sparse
 from ._flat import (RawTree, assemble_ensemble, build_ensemble, SPLIT_LE,
                     SPLIT_CAT_RIGHT, MISS_DEFAULT)
 
@@ -303,8 +303,9 @@ class CatBoostEncoder(TabularEncoder):
     def _from_array(self, X):
         if not self.categorical_columns:
             return super()._from_array(X)
-        if hasattr(X, "tocsr") or hasattr(X, "toarray"):
-            return super()._from_array(X)  # raises the sparse-input error
+        if is_sparse(X):
+            self._refuse_sparse(X, f"it has categorical columns {self.categorical_columns}, "
+                                "whose values CatBoost takes as integers or strings")
         arr = np.asarray(X)
         if arr.ndim != 2:
             return super()._from_array(arr)  # raises the shape error
@@ -815,6 +816,8 @@ def reference(model, X):
     from catboost import Pool
     cat = list(model.get_cat_feature_indices())
     if is_dataframe(X):
+        pool = Pool(X, cat_features=cat or None)
+    elif is_sparse(X):
         pool = Pool(X, cat_features=cat or None)
     else:
         arr = np.asarray(X)
