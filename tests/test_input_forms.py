@@ -313,3 +313,45 @@ def test_retraining_methods_accept_every_query_form(case):
                 pd.testing.assert_frame_equal(q, snapshot)
         np.testing.assert_array_equal(est.get_global_influence(forms["list of lists"], yq),
                                       est.get_global_influence(Xq, yq))
+
+
+@pytest.mark.parametrize("family", ["catboost", "xgboost", "sklearn_hgb"])
+def test_loo_query_forms_other_libraries(family):
+    """LOO on categorical models of the other libraries: CatBoost (the user's
+    values are kept for its categorical columns: a clone may split on values
+    the model's codes merge), XGBoost and HistGradientBoosting (category
+    values rebuilt from the encoder's codes)."""
+    import catboost as cb
+    import xgboost as xgb
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    rng = np.random.default_rng(2)
+    levels = list("abcdef")
+
+    def frame(n):
+        return pd.DataFrame({"f0": rng.normal(size=n),
+                             "c": pd.Categorical(rng.choice(levels, n), categories=levels)})
+    X, Xq = frame(24), frame(6)
+    y = (X.f0 + X.c.isin(["a", "b"]) > 0.5).astype(int).to_numpy()
+    yq = (Xq.f0 + Xq.c.isin(["a", "b"]) > 0.5).astype(int).to_numpy()
+    fit_params = None
+    if family == "catboost":
+        model = cb.CatBoostClassifier(iterations=3, depth=2, one_hot_max_size=10,
+                                      random_seed=0, thread_count=1, verbose=0,
+                                      allow_writing_files=False)
+        X, Xq = X.astype({"c": object}), Xq.astype({"c": object})
+        fit_params = {"cat_features": ["c"]}
+    elif family == "xgboost":
+        model = xgb.XGBClassifier(n_estimators=3, max_depth=2, enable_categorical=True,
+                                  n_jobs=1, random_state=0)
+    else:
+        model = HistGradientBoostingClassifier(max_iter=3, categorical_features="from_dtype",
+                                               random_state=0)
+    model.fit(X, y, **(fit_params or {}))
+    est = treeinf.LOO(n_jobs=1, fit_params=fit_params).fit(model, X, y)
+    ref = est.get_local_influence(Xq, yq)
+    assert np.abs(ref).max() > 0
+    forms = _query_forms(Xq.astype({"c": pd.CategoricalDtype(levels)}), ["c"])
+    if family == "catboost":  # CatBoost takes no numeric category codes
+        forms = {k: v for k, v in forms.items() if "codes" not in k}
+    for name, q in forms.items():
+        np.testing.assert_array_equal(est.get_local_influence(q, yq), ref, err_msg=name)

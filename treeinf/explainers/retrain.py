@@ -7,6 +7,13 @@ verifies the model like every explainer (this validates the data and the
 queries), and keeps the model and the training data in the user's format so
 that copies can be refitted exactly as the original was.
 
+Queries are validated and encoded by the ensemble's encoder like for every
+explainer, then rebuilt in the representation of the training table (its
+columns and dtypes; pandas categoricals with the training categories), so
+every input form the other estimators accept (categories as values or codes,
+object arrays, lists, numeric strings, sparse matrices) gives the influence of
+the canonical form. A Pipeline's own steps read the query as it is given.
+
 Every refit runs single-threaded (``n_jobs``/``thread_count``/``nthread`` set
 to 1 where the model has such a parameter) inside a joblib worker, so
 ``n_jobs`` workers never oversubscribe the cores. Random choices (subsets,
@@ -130,10 +137,16 @@ def _like_training(X, Xe, train, encoder):
     plans = [_column_plan(encoder, j, None) for j in range(Xe.shape[1])]
     if all(p == "numeric" for p in plans):
         return Xe.copy()
-    raw = _raw_columns(X)
+    raw = _raw_columns(X) if "raw" in plans else None
     out = np.empty(Xe.shape, dtype=object)
     for j, plan in enumerate(plans):
         out[:, j] = _column_values(plan, j, Xe, raw, encoder, None)
+    if raw is None:  # numeric category values (e.g. HistGradientBoosting on an array)
+        try:
+            return np.array([[np.nan if v is None else v for v in row] for row in out],
+                            dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
     return out
 
 
