@@ -517,3 +517,30 @@ def test_sum_models_is_refused_with_a_clear_error():
                                   allow_writing_files=False).fit(X, y) for s in (0, 1)]
     with pytest.raises(UnsupportedModelError, match="sum_models"):
         treeinf.parse_model(cb.sum_models(parts), X)
+
+
+# ------------------------------------------------------- trees without a split
+@pytest.mark.parametrize("task", TASKS)
+def test_symmetric_trees_without_a_split(task):
+    """A symmetric tree with no split (``"splits": null`` in CatBoost's JSON):
+    with rsm=0.5 on one feature CatBoost skips the only feature in some
+    rounds. Each such tree is one leaf (CatBoost's leaf index 0)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 1))
+    y = X[:, 0] + rng.normal(scale=0.1, size=200)
+    if task == "binary":
+        y = (y > 0).astype(int)
+    elif task == "multiclass":
+        y = np.digitize(y, [-0.5, 0.5])
+    cls = cb.CatBoostRegressor if task == "regression" else cb.CatBoostClassifier
+    model = cls(iterations=20, rsm=0.5, random_seed=0, **BASE).fit(X, y)
+    from treeinf._trees._catboost import _model_json
+    splits = [t["splits"] for t in _model_json(model)["oblivious_trees"]]
+    assert any(s is None for s in splits) and any(s for s in splits)
+    X_all = np.vstack([X, [[np.nan], [0.0], [-5.0], [5.0]]])
+    ens = check_parity(model, X, X_all)
+    assert min(ens.n_leaves) == 1
+    # a model whose every tree is a single leaf (depth=0)
+    flat = cls(iterations=5, depth=0, random_seed=0, **BASE).fit(X, y)
+    ens = check_parity(flat, X, X_all)
+    assert set(ens.n_leaves.tolist()) == {1}

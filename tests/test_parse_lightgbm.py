@@ -308,6 +308,51 @@ def test_missing_types(setting, rule):
     assert_parity(model, pd.DataFrame(grid, columns=X.columns))
 
 
+
+# kZeroThreshold (1e-35f) as a double, and values around it
+_KZERO = float(np.float32(1e-35))
+_TINY = np.array([0.0, -0.0, np.nan, 1e-35, -1e-35, 1e-36, -1e-36, 2e-35, -2e-35,
+                  _KZERO, -_KZERO, np.nextafter(_KZERO, 0.0), np.nextafter(-_KZERO, 0.0),
+                  np.nextafter(_KZERO, 1.0), np.nextafter(-_KZERO, -1.0),
+                  5e-324, -5e-324, 1.0, -1.0])
+
+
+@pytest.mark.parametrize("setting", [dict(use_missing=False),        # missing_type None
+                                     dict(zero_as_missing=True),     # missing_type Zero
+                                     dict()])                        # missing_type NaN
+def test_zero_threshold_routing(setting):
+    """LightGBM's predict turns |x| <= kZeroThreshold into 0.0 before any
+    comparison, and splits a column of zeros and negatives at -kZeroThreshold:
+    x = -kZeroThreshold goes right there (it is 0.0), not left (x <= threshold).
+    Checked against pred_leaf for every missing type, from arrays (float64
+    and float32) and DataFrames."""
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.choice([0.0, -1.0, -2.0, 1.0, 2.0, np.nan], size=n,
+                   p=[0.4, 0.2, 0.1, 0.1, 0.1, 0.1])
+    X = np.c_[x, rng.normal(size=n)]
+    y = 3.0 * (x == 0) + 0.5 * np.nan_to_num(x) + 1.5 * np.isnan(x) + 0.1 * rng.normal(size=n)
+    model = lgb.LGBMRegressor(n_estimators=5, min_child_samples=5, verbose=-1,
+                              **setting).fit(X, y)
+    thresholds = model.booster_.trees_to_dataframe()["threshold"].dropna().to_numpy()
+    if not setting.get("zero_as_missing"):  # Zero puts zeros on the default side instead
+        assert -_KZERO in thresholds
+    assert _KZERO in thresholds or -_KZERO in thresholds
+    Q = np.array(np.meshgrid(_TINY, [0.0, -1e-35, np.nan])).reshape(2, -1).T
+    ens = _lightgbm.parse(model)
+    for q in (Q, Q.astype(np.float32), pd.DataFrame(Q, columns=["Column_0", "Column_1"])):
+        ours = ens.apply(q, library_ids=True)[:, :, 0]
+        theirs = model.predict(q, pred_leaf=True)
+        bad = np.flatnonzero((ours != theirs).any(axis=1))
+        assert bad.size == 0, f"rows {Q[bad[:5]].tolist()} are routed differently"
+        np.testing.assert_allclose(ens.predict_raw(q)[:, 0], model.predict(q, raw_score=True),
+                                   rtol=1e-12)
+    # the user's array is not modified
+    Q2 = Q.copy()
+    ens.apply(Q2)
+    np.testing.assert_array_equal(Q2.view(np.int64), Q.view(np.int64))
+
+
 def test_missing_type_none_for_features_without_nan():
     # no NaN at training time: LightGBM stores missing_type None, and a NaN
     # at prediction time is compared as 0.0

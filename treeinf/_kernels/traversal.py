@@ -14,7 +14,10 @@ MISS_DEFAULT = 0       # NaN takes the default side
 MISS_AS_ZERO = 1       # NaN is replaced by 0.0, then compared
 MISS_ZERO_DEFAULT = 2  # NaN or |x| <= 1e-35f takes the default side (LightGBM "Zero")
 
-# LightGBM's kZeroThreshold is the float literal 1e-35f, compared as a double
+# LightGBM's kZeroThreshold is the float literal 1e-35f, compared as a double.
+# LightGBM's predict also reads |x| <= kZeroThreshold in a dense row as 0.0
+# before any node sees it; that input rule is the LightGBM encoder's (values
+# stored in a sparse matrix are kept), the kernel compares what it is given.
 ZERO_THRESHOLD = float(np.float32(1e-35))
 
 

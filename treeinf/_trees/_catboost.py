@@ -14,7 +14,8 @@ What the export means, each point checked against ``predict(prediction_type=
   bit ``d`` of the leaf index. A tree of depth d becomes an explicit binary
   tree (level k tests ``splits[k]``, the right child sets bit k) whose leaves
   carry CatBoost's leaf index. Leaf values are stored leaf-major:
-  ``leaf_values[leaf * K + c]``.
+  ``leaf_values[leaf * K + c]``. A tree without a split (``"splits": null``,
+  e.g. when ``rsm`` < 1 left a round no feature, or ``depth=0``) is one leaf.
 * Non-symmetric trees (``grow_policy`` Depthwise / Lossguide), key ``trees``:
   nested ``{split, left, right}`` dicts whose leaves hold ``value`` (a list of
   K numbers); the right child is the side where the split is true, and
@@ -54,7 +55,7 @@ import tempfile
 import numpy as np
 
 from ..exceptions import DataValidationError, NotFittedError, UnsupportedModelError
-from ._encode import TabularEncoder, is_dataframe
+from ._encode import TabularEncoder, is_dataframe, is_sparse
 from ._flat import (RawTree, assemble_ensemble, build_ensemble, SPLIT_LE,
                     SPLIT_CAT_RIGHT, MISS_DEFAULT)
 
@@ -302,8 +303,9 @@ class CatBoostEncoder(TabularEncoder):
     def _from_array(self, X):
         if not self.categorical_columns:
             return super()._from_array(X)
-        if hasattr(X, "tocsr") or hasattr(X, "toarray"):
-            return super()._from_array(X)  # raises the sparse-input error
+        if is_sparse(X):
+            self._refuse_sparse(X, f"it has categorical columns {self.categorical_columns}, "
+                                "whose values CatBoost takes as integers or strings")
         arr = np.asarray(X)
         if arr.ndim != 2:
             return super()._from_array(arr)  # raises the shape error
@@ -467,6 +469,17 @@ class _TreeBuilder:
                 for c in range(K)]
 
 
+def _tree_splits(tree):
+    """The splits of a symmetric tree; ``[]`` for a tree without a split.
+
+    CatBoost exports a tree that found no split (e.g. ``rsm`` < 1 left it no
+    feature, or ``depth=0``) with ``"splits": null``: a single leaf, leaf
+    index 0.
+    """
+    splits = tree.get("splits")
+    return [] if splits is None else splits
+
+
 def _bit_reverse(pos, depth):
     """``pos`` (int64 array) with its lowest ``depth`` bits in reverse order."""
     out = np.zeros_like(pos)
@@ -490,7 +503,8 @@ def _oblivious_arrays(trees, splits, K, scale):
     describe the trees.
     """
     n_rounds = len(trees)
-    depth = np.fromiter((len(t["splits"]) for t in trees), dtype=np.int64, count=n_rounds)
+    depth = np.fromiter((len(_tree_splits(t)) for t in trees), dtype=np.int64,
+                        count=n_rounds)
     n_values = np.fromiter((len(t["leaf_values"]) for t in trees), dtype=np.int64,
                            count=n_rounds)
     bad = np.flatnonzero(n_values != K << depth)
@@ -500,7 +514,7 @@ def _oblivious_arrays(trees, splits, K, scale):
             f"{splits.name} has a symmetric tree of depth {depth[r]} with "
             f"{n_values[r]} leaf values, expected {K << depth[r]} ({K} per leaf).")
     # one spec per split, trees in order: split l of round r is split_start[r] + l
-    specs = [splits.node(sp) for t in trees for sp in t["splits"]]
+    specs = [splits.node(sp) for t in trees for sp in _tree_splits(t)]
     feat = np.array([sp[0] for sp in specs] + [0], dtype=np.int64)  # + a dummy for leaves
     kind = np.array([sp[1] for sp in specs] + [SPLIT_LE], dtype=np.int64)
     thr = np.array([sp[2] for sp in specs] + [0.0], dtype=np.float64)
@@ -606,7 +620,7 @@ def _nonsymmetric_tree(tree, splits, K, steps, node_to_leaf):
 
 def _walk_splits(J):
     for tree in J.get("oblivious_trees", []):
-        yield from tree["splits"]
+        yield from _tree_splits(tree)
     stack = list(J.get("trees", []))
     while stack:
         node = stack.pop()
@@ -820,6 +834,8 @@ def reference(model, X):
     from catboost import Pool
     cat = list(model.get_cat_feature_indices())
     if is_dataframe(X):
+        pool = Pool(X, cat_features=cat or None)
+    elif is_sparse(X):
         pool = Pool(X, cat_features=cat or None)
     else:
         arr = np.asarray(X)

@@ -1,20 +1,36 @@
-"""From user input (numpy, pandas, lists) to the float64 matrix kernels use.
+"""From user input (numpy, pandas, lists, scipy sparse) to the float64 matrix
+kernels use.
 
 One encoder per parsed model. It checks shape and feature names, runs the
 earlier steps of a Pipeline, maps categorical values to the codes the model's
 splits use and rounds values to the precision the library compares in
 (float32 for XGBoost, CatBoost and scikit-learn trees). The user's object is
 never modified.
+
+Sparse matrices (passed by the user, or produced by a Pipeline's own steps,
+e.g. a ``OneHotEncoder``) are made dense with the meaning the library gives
+their implicit entries: 0.0 for LightGBM, CatBoost and scikit-learn trees,
+missing (NaN) for XGBoost, whose DMatrix treats entries a CSR/CSC matrix does
+not store as missing. Encoders of models whose library refuses sparse input
+(HistGradientBoosting; CatBoost with categorical columns) refuse it too.
 """
 import numpy as np
 
 from ..exceptions import DataValidationError
 
-__all__ = ["TabularEncoder", "is_dataframe"]
+__all__ = ["TabularEncoder", "is_dataframe", "is_sparse"]
 
 
 def is_dataframe(X):
     return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "iloc")
+
+
+def is_sparse(X):
+    """Whether X is a scipy sparse matrix or array."""
+    if not hasattr(X, "nnz"):
+        return False
+    import scipy.sparse as sp
+    return sp.issparse(X)
 
 
 def _describe(X):
@@ -23,6 +39,11 @@ def _describe(X):
 
 class TabularEncoder:
     """Encode user input for one parsed model.
+
+    Class attributes: ``sparse_implicit`` is the value of the entries a sparse
+    matrix does not store (0.0, or NaN where the library treats them as
+    missing); ``accept_sparse`` (class or instance attribute) whether the
+    library accepts sparse input at all.
 
     Parameters
     ----------
@@ -42,6 +63,9 @@ class TabularEncoder:
     preprocessor : object with ``transform`` or None
         Earlier steps of a scikit-learn Pipeline.
     """
+
+    sparse_implicit = 0.0
+    accept_sparse = True
 
     def __init__(self, n_features, feature_names=None, input_dtype=np.float64,
                  categories=None, categorical_columns=None, preprocessor=None,
@@ -139,11 +163,35 @@ class TabularEncoder:
                     "numeric.") from None
         return out
 
-    def _from_array(self, X):
-        if hasattr(X, "tocsr") or hasattr(X, "toarray"):
+    def _refuse_sparse(self, X, why):
+        raise DataValidationError(
+            f"Sparse input ({_describe(X)}) is not supported for {self.model_name}: "
+            f"{why}. Pass a dense array (X.toarray()) or a DataFrame.")
+
+    def _from_sparse(self, X):
+        """Dense float64 copy of a scipy sparse matrix (implicit entries filled)."""
+        if not self.accept_sparse:
+            self._refuse_sparse(X, "the library does not accept sparse matrices")
+        if X.ndim != 2:
             raise DataValidationError(
-                f"Sparse input ({_describe(X)}) is not supported; pass a dense "
-                "array (X.toarray()) or a DataFrame.")
+                f"X must be 2-D of shape (n_samples, n_features), got a sparse "
+                f"matrix of shape {X.shape}.")
+        self._check_shape(X, X.shape[1])
+        if X.dtype.kind not in "biuf":
+            raise DataValidationError(
+                f"Sparse X has dtype {X.dtype}; a sparse matrix must hold numbers.")
+        out = np.asarray(X.toarray(), dtype=np.float64)  # a new array; X is untouched
+        fill = float(self.sparse_implicit)
+        if fill != 0.0:
+            coo = X.tocoo()
+            stored = np.zeros(X.shape, dtype=bool)
+            stored[coo.row, coo.col] = True
+            out[~stored] = fill
+        return out
+
+    def _from_array(self, X):
+        if is_sparse(X):
+            return self._from_sparse(X)
         arr = np.asarray(X)
         if arr.ndim != 2:
             raise DataValidationError(
@@ -177,11 +225,12 @@ class TabularEncoder:
         if X is None:
             raise DataValidationError("X is None; pass a 2-D array or a DataFrame.")
         if self.preprocessor is not None:
-            if not is_dataframe(X) and np.ndim(X) != 2:
+            shape = X.shape if is_sparse(X) or is_dataframe(X) else np.shape(X)
+            if len(shape) != 2:
                 raise DataValidationError(
                     f"X must be 2-D of shape (n_samples, n_features), got shape "
-                    f"{np.shape(X)}.")
-            if len(X) == 0:
+                    f"{shape}.")
+            if shape[0] == 0:
                 raise DataValidationError("X has 0 rows; pass at least one row.")
             try:
                 X = self.preprocessor.transform(X)

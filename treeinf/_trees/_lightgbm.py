@@ -20,7 +20,17 @@ What LightGBM does when predicting, and how it is mapped here:
   Values in (-1, 0) truncate to category 0: the encoder maps them to 0.0,
   since the kernel treats any negative value as "not in the set".
 * ``kZeroThreshold`` is the float ``1e-35f`` (1.0000000180025095e-35 as a
-  double); the kernel's ``ZERO_THRESHOLD`` is that same value.
+  double); the kernel's ``ZERO_THRESHOLD`` is that same value. LightGBM's
+  ``predict`` reads a dense row (numpy array or DataFrame) by keeping only
+  values with ``|x| > kZeroThreshold`` or NaN, so every ``|x| <=
+  kZeroThreshold`` is 0.0 before any node compares it, whatever the missing
+  type: training on zeros and negatives often yields the threshold
+  ``-kZeroThreshold``, and ``x = -kZeroThreshold`` goes right there (as 0.0),
+  not left. The encoder applies that rule to dense input. Stored entries of
+  a scipy sparse matrix are passed as they are (LightGBM's CSR/CSC readers do
+  not filter them), so a stored ``-kZeroThreshold`` goes left, as in
+  LightGBM; the Zero missing type still sends ``|x| <= kZeroThreshold`` to
+  the default side (``IsZero`` in ``NumericalDecision``), in the kernel.
 * ``boost_from_average``: the init score F0 is added to every leaf of the
   first tree of each class (``Tree::AddBias``, which also forces the tree's
   ``shrinkage`` to 1). It is taken back out into ``base_margin``; see
@@ -40,7 +50,8 @@ import re
 import numpy as np
 
 from ..exceptions import DataValidationError, NotFittedError, UnsupportedModelError
-from ._encode import TabularEncoder
+from .._kernels.traversal import ZERO_THRESHOLD
+from ._encode import TabularEncoder, is_sparse
 from ._flat import (RawTree, build_ensemble, SPLIT_LE, SPLIT_CAT_LEFT,
                     MISS_DEFAULT, MISS_AS_ZERO, MISS_ZERO_DEFAULT)
 
@@ -72,6 +83,9 @@ class LightGBMEncoder(TabularEncoder):
       categories, again as LightGBM does.
     * Values in (-1, 0) of categorical columns become 0.0 (LightGBM truncates
       them to category 0).
+    * Dense input: values with ``|x| <= kZeroThreshold`` become 0.0, as
+      LightGBM's dense row reader makes them (not for sparse matrices, whose
+      stored values LightGBM keeps).
     * Feature names are compared after LightGBM's replacement of whitespace
       by ``_``.
 
@@ -126,7 +140,11 @@ class LightGBMEncoder(TabularEncoder):
                 codes = col.cat.codes.to_numpy().astype(np.float64)
                 codes[codes < 0] = np.nan
                 X.isetitem(j, codes)
-        return super()._from_frame(X)
+        return _zero_tiny(super()._from_frame(X))
+
+    def _from_array(self, X):
+        out = super()._from_array(X)
+        return out if is_sparse(X) else _zero_tiny(out)
 
     def transform(self, X):
         out = super().transform(X)
@@ -136,6 +154,12 @@ class LightGBMEncoder(TabularEncoder):
             block[(block > -1.0) & (block < 0.0)] = 0.0
             out[:, self.split_categorical] = block
         return out
+
+
+def _zero_tiny(out):
+    """``out`` (float64, owned) with ``|x| <= kZeroThreshold`` set to 0.0 in place."""
+    out[np.abs(out) <= ZERO_THRESHOLD] = 0.0
+    return out
 
 
 # ------------------------------------------------------------ model reading

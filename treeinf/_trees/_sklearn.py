@@ -32,7 +32,7 @@ import warnings
 import numpy as np
 
 from ..exceptions import DataValidationError, NotFittedError, UnsupportedModelError
-from ._encode import TabularEncoder
+from ._encode import TabularEncoder, is_sparse
 from ._flat import (RawTree, build_ensemble, SPLIT_LE, SPLIT_CAT_LEFT,
                     SPLIT_CAT_RIGHT, MISS_DEFAULT)
 
@@ -65,11 +65,15 @@ preprocessor, model_name
         dtype, as HistGradientBoosting's ``OrdinalEncoder`` does: numeric
         category values are looked up too, missing and unseen values become
         NaN.
+    accept_sparse : bool
+        Whether the model accepts scipy sparse input (HistGradientBoosting
+        does not; trees, forests and GradientBoosting do, zeros as zeros).
     """
 
     def __init__(self, n_features, feature_names=None, input_dtype=np.float64,
                  categories=None, categorical_columns=None, preprocessor=None,
-                 model_name="model", allow_nan=True, allow_inf=False, ordinal=False):
+                 model_name="model", allow_nan=True, allow_inf=False, ordinal=False,
+                 accept_sparse=True):
         super().__init__(n_features, feature_names=feature_names,
                          input_dtype=input_dtype, categories=categories,
                          categorical_columns=categorical_columns,
@@ -77,6 +81,7 @@ preprocessor, model_name
         self.allow_nan = bool(allow_nan)
         self.allow_inf = bool(allow_inf)
         self.ordinal = bool(ordinal)
+        self.accept_sparse = bool(accept_sparse)
 
     def _ordinal_codes(self, values, col):
         """OrdinalEncoder codes of one column (float64, NaN if missing/unseen)."""
@@ -140,8 +145,8 @@ preprocessor, model_name
     def _from_array(self, X):
         if not self.ordinal:
             return super()._from_array(X)
-        if hasattr(X, "tocsr") or hasattr(X, "toarray"):
-            return super()._from_array(X)  # raises the sparse-input error
+        if is_sparse(X):
+            return self._from_sparse(X)  # refused: HistGradientBoosting is dense only
         arr = np.asarray(X)
         if arr.ndim != 2:
             return super()._from_array(X)  # raises the shape error
@@ -480,7 +485,7 @@ def _parse_hgb(model, name):
         model.n_features_in_, feature_names=_feature_names(model),
         input_dtype=np.float64, categories=categories,
         categorical_columns=sorted(categories), model_name=name, allow_nan=True,
-        allow_inf=True, ordinal=bool(categories))
+        allow_inf=True, ordinal=bool(categories), accept_sparse=False)
     return build_ensemble(
         trees, base_margin=base, objective=objective, kind="boosting",
         learning_rate=float(model.learning_rate), encoder=encoder, library=LIBRARY,

@@ -7,11 +7,15 @@ MAX_VERIFY_ROWS = 10_000
 
 
 def _sample_rows(X, n_max, seed=0):
-    n = len(X)
+    n = X.shape[0] if hasattr(X, "shape") else len(X)
     if n <= n_max:
         return X
     idx = np.sort(np.random.default_rng(seed).choice(n, n_max, replace=False))
-    return X.iloc[idx] if hasattr(X, "iloc") else np.asarray(X)[idx]
+    if hasattr(X, "iloc"):
+        return X.iloc[idx]
+    if hasattr(X, "nnz"):  # scipy sparse: row selection in CSR
+        return X.tocsr()[idx]
+    return np.asarray(X)[idx]
 
 
 def verify_ensemble(ens, model, X, reference, max_rows=MAX_VERIFY_ROWS):

@@ -52,7 +52,7 @@ import math
 import numpy as np
 
 from ..exceptions import DataValidationError, NotFittedError, UnsupportedModelError
-from ._encode import TabularEncoder, is_dataframe
+from ._encode import TabularEncoder, is_dataframe, is_sparse
 from ._flat import (RawTree, build_ensemble, SPLIT_LT, SPLIT_CAT_RIGHT,
                     MISS_DEFAULT)
 
@@ -313,7 +313,11 @@ class _XGBoostEncoder(TabularEncoder):
       accepted only as pandas categoricals with exactly the training category
       list (XGBoost itself fails on other lists); their codes are used.
     * Values equal to the sklearn wrapper's ``missing`` become NaN.
+    * Entries a sparse matrix does not store are missing (NaN), as in
+      XGBoost's DMatrix; stored zeros are values.
     """
+
+    sparse_implicit = np.nan
 
     def __init__(self, *args, missing=np.nan, raw_categories=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -527,7 +531,7 @@ def _dmatrix(booster, X, missing=np.nan):
     import xgboost
     if is_dataframe(X):
         return xgboost.DMatrix(X, missing=missing, enable_categorical=True)
-    return xgboost.DMatrix(np.asarray(X), missing=missing,
+    return xgboost.DMatrix(X if is_sparse(X) else np.asarray(X), missing=missing,
                            feature_names=booster.feature_names,
                            feature_types=booster.feature_types,
                            enable_categorical=True)

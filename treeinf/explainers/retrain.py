@@ -7,6 +7,13 @@ verifies the model like every explainer (this validates the data and the
 queries), and keeps the model and the training data in the user's format so
 that copies can be refitted exactly as the original was.
 
+Queries are validated and encoded by the ensemble's encoder like for every
+explainer, then rebuilt in the representation of the training table (its
+columns and dtypes; pandas categoricals with the training categories), so
+every input form the other estimators accept (categories as values or codes,
+object arrays, lists, numeric strings, sparse matrices) gives the influence of
+the canonical form. A Pipeline's own steps read the query as it is given.
+
 Every refit runs single-threaded (``n_jobs``/``thread_count``/``nthread`` set
 to 1 where the model has such a parameter) inside a joblib worker, so
 ``n_jobs`` workers never oversubscribe the cores. Random choices (subsets,
@@ -40,10 +47,109 @@ def _take(X, rows):
 
 
 def _as_table(X):
-    """The user's X, copied; lists become arrays, DataFrames stay DataFrames."""
-    if hasattr(X, "iloc") or hasattr(X, "tocsr"):
+    """The user's X, copied; lists become arrays, DataFrames stay DataFrames,
+    sparse matrices stay sparse (COO and others become CSR, for row selection)."""
+    if hasattr(X, "iloc"):
         return X.copy()
+    if hasattr(X, "tocsr"):
+        return X.copy() if getattr(X, "format", None) in ("csr", "csc") else X.tocsr()
     return np.array(X)
+
+
+def _is_category(dtype):
+    return str(dtype) == "category"
+
+
+def _raw_columns(X):
+    """The user's query as a 2-D object array of its raw cell values."""
+    if hasattr(X, "iloc"):
+        return np.column_stack([X.iloc[:, j].to_numpy(dtype=object)
+                                for j in range(X.shape[1])]) if X.shape[1] else \
+            np.empty((X.shape[0], 0), dtype=object)
+    return np.asarray(X, dtype=object)
+
+
+def _column_values(plan, j, Xe, raw, encoder, train_dtype):
+    """Values of query column j in the model's representation (see _like_training)."""
+    if plan == "numeric":
+        return Xe[:, j]
+    if plan == "raw":
+        return raw[:, j]
+    cats = encoder.categories.get(j)
+    if cats is None:
+        cats = list(train_dtype.categories)
+    codes = Xe[:, j]
+    out = np.full(codes.shape[0], None, dtype=object)
+    ok = np.isfinite(codes) & (codes >= 0) & (codes < len(cats))
+    for i in np.flatnonzero(ok):
+        out[i] = cats[int(codes[i])]
+    return out
+
+
+def _column_plan(encoder, j, train_dtype):
+    """How query column j is given to the library.
+
+    'numeric': the encoded number (numeric columns; categorical codes the
+    library reads as numbers). 'categories': the category value the encoded
+    code stands for (columns the model was trained on as pandas categoricals
+    or with a recorded category list). 'raw': the user's own value (CatBoost
+    categorical columns, whose code only says which of the model's one-hot
+    splits the value matches, and a refitted clone may split on others).
+    """
+    from .._trees._catboost import CatBoostEncoder
+    categorical = j in set(encoder.categorical_columns)
+    if categorical and isinstance(encoder, CatBoostEncoder):
+        return "raw"
+    if categorical and (encoder.categories.get(j) is not None
+                        or (train_dtype is not None and _is_category(train_dtype))):
+        return "categories"
+    return "numeric"
+
+
+def _like_training(X, Xe, train, encoder):
+    """The query X in the representation the model was trained with.
+
+    ``Xe`` is X encoded by the ensemble's encoder (validated, categories
+    looked up, numeric strings converted). The result has the training
+    table's format: a DataFrame with its columns and dtypes (categorical
+    columns as pandas categoricals with the training categories), or an array;
+    refitted clones then read every accepted query form as they read the
+    canonical one.
+    """
+    if hasattr(train, "iloc"):
+        import pandas as pd
+        raw = None
+        data = {}
+        for j in range(train.shape[1]):
+            dtype = train.dtypes.iloc[j]
+            plan = _column_plan(encoder, j, dtype)
+            if plan == "raw" and raw is None:
+                raw = _raw_columns(X)
+            values = _column_values(plan, j, Xe, raw, encoder, dtype)
+            if _is_category(dtype):
+                values = pd.Categorical(values, dtype=dtype)
+            elif plan != "numeric":
+                values = np.asarray(values, dtype=object)
+            data[j] = values
+        frame = pd.DataFrame(data, index=pd.RangeIndex(Xe.shape[0]))
+        frame.columns = train.columns
+        return frame
+    if hasattr(train, "nnz"):   # scipy sparse: the dense matrix means the same
+        return Xe.copy()
+    plans = [_column_plan(encoder, j, None) for j in range(Xe.shape[1])]
+    if all(p == "numeric" for p in plans):
+        return Xe.copy()
+    raw = _raw_columns(X) if "raw" in plans else None
+    out = np.empty(Xe.shape, dtype=object)
+    for j, plan in enumerate(plans):
+        out[:, j] = _column_values(plan, j, Xe, raw, encoder, None)
+    if raw is None:  # numeric category values (e.g. HistGradientBoosting on an array)
+        try:
+            return np.array([[np.nan if v is None else v for v in row] for row in out],
+                            dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+    return out
 
 
 def _final_step(model):
@@ -377,8 +483,12 @@ class _Retrain(BaseInfluence):
         return np.asarray(model.predict_proba(self._X), dtype=np.float64)
 
     def _encode_query(self, X, y):
-        _, y_enc = super()._encode_query(X, y)  # checks X's columns and y's labels
-        return _Rows(_as_table(X) if isinstance(X, list) else X), y_enc
+        Xe, y_enc = super()._encode_query(X, y)  # checks X's columns and y's labels
+        enc = self.ensemble_.encoder
+        if enc.preprocessor is not None:
+            # a Pipeline: its own steps read the query, as every estimator's encoder does
+            return _Rows(_as_table(X) if isinstance(X, list) else X), y_enc
+        return _Rows(_like_training(X, Xe, self._X, enc)), y_enc
 
     def _scorer(self, rows, y):
         return _Scorer(rows.X, y, self._classes, self.ensemble_.model_name)
