@@ -287,3 +287,39 @@ def test_fidelity_report_is_documented_fields():
                 "median_relative_error", "round_agreement", "params_source", "checked"):
         assert key in rep
     assert rep["round_agreement"].shape == (4,)
+
+
+@pytest.mark.parametrize("n_levels", [20, 40])
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "sklearn_hgb"])
+def test_many_categories_per_feature(family, n_levels):
+    """More than 16 and more than 32 categories: the category sets span several
+    32-bit words; routing equals the library's and the data check passes."""
+    X, y = make_data("regression", n=600, n_num=3, n_cat=1, n_levels=n_levels, seed=5)
+    # ASCII names (make_data's levels run past 'z' into non-ASCII characters)
+    X["c0"] = X["c0"].cat.rename_categories([f"k{i:02d}" for i in range(n_levels)])
+    codes = X["c0"].cat.codes.to_numpy()
+    y = y + np.where(codes % 5 == 0, 6.0, 0.0) + np.where(codes >= 33, -4.0, 0.0)
+    if family == "lightgbm":
+        import lightgbm as lgb
+        model = lgb.LGBMRegressor(n_estimators=8, num_leaves=8, min_child_samples=3,
+                                  min_data_per_group=2, cat_smooth=1.0, max_cat_threshold=64,
+                                  verbose=-1, n_jobs=1).fit(X, y)
+    elif family == "xgboost":
+        import xgboost as xgb
+        model = xgb.XGBRegressor(n_estimators=8, max_depth=3, enable_categorical=True,
+                                 tree_method="hist", max_cat_to_onehot=1, n_jobs=1).fit(X, y)
+    else:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        model = HistGradientBoostingRegressor(max_iter=8, categorical_features="from_dtype",
+                                              early_stopping=False).fit(X, y)
+    est = treeinf.BoostIn().fit(model, X, y)   # parse verified against the library on X
+    ens = est.ensemble_
+    cat_nodes = (ens.node_left >= 0) & (ens.node_kind >= 2)
+    assert cat_nodes.any()
+    assert ens.node_cat_len[cat_nodes].max() >= (2 if n_levels > 32 else 1)
+    assert est.fidelity_["passed"] and est.fidelity_["exact"]
+    # unseen rows of every category route like the library
+    Xq = X.iloc[:n_levels].copy()
+    Xq["c0"] = pd.Categorical(X["c0"].cat.categories[:n_levels],
+                              categories=X["c0"].cat.categories)
+    treeinf.parse_model(model, Xq)
