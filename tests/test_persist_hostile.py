@@ -205,7 +205,7 @@ def _with_members(extra, name="BoostIn", family="xgboost"):
 def array_bomb(n_mb):
     """A float64 array of n_mb MiB of zeros, listed consistently, deflated ~1000:1."""
     members, meta = _open(_saved("BoostIn", "xgboost"))
-    key = _node(meta, ("_train_T",))["name"]
+    key = _node(meta, ("_denom",))["name"]
     shape = (n_mb << 17,)
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False,
@@ -234,7 +234,7 @@ def meta_bomb(n_mb):
 def header_bomb():
     """A .npy header declaring 10**12 floats, its metadata listing the same."""
     members, meta = _open(_saved("BoostIn", "xgboost"))
-    key = _node(meta, ("_train_T",))["name"]
+    key = _node(meta, ("_denom",))["name"]
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False,
                                                "shape": (10 ** 12,)})
@@ -248,7 +248,7 @@ def header_bomb():
 def header_lies():
     """A .npy header declaring 10**12 floats under metadata listing the real shape."""
     members, meta = _open(_saved("BoostIn", "xgboost"))
-    key = _node(meta, ("_train_T",))["name"]
+    key = _node(meta, ("_denom",))["name"]
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False,
                                                "shape": (10 ** 12,)})
@@ -332,10 +332,10 @@ def _build_cases():
                                       lambda a: a.astype(np.float64)), "dtype float64"),
         "1-D leaf ids": (edit_array("BoostIn", "lightgbm", ("_leaves_T",),
                                     lambda a: a.ravel()), "shape"),
-        "truncated training terms": (edit_array("BoostIn", "lightgbm", ("_train_T",),
-                                                lambda a: a[:, :-1].copy()), "shape"),
-        "infinite training term": (edit_array("BoostIn", "lightgbm", ("_train_T",),
-                                              _put((0, 0), np.inf)), "non-finite"),
+        "truncated leaf denominators": (edit_array("BoostIn", "lightgbm", ("_denom",),
+                                                   lambda a: a[:-1].copy()), "shape"),
+        "infinite leaf denominator": (edit_array("BoostIn", "lightgbm", ("_denom",),
+                                                 _put(0, np.inf)), "non-finite"),
         "label 7": (edit_array("BoostIn", "lightgbm", ("_y",), _put(0, 7.0)),
                     "class indices"),
         "leaf-group index 2**31": (add_array("BoostIn", "lightgbm", ("_idx",),
@@ -351,7 +351,7 @@ def _build_cases():
         "ensemble replaced by an int": (edit_meta("BoostIn", "lightgbm",
                                                   _set_value(("ensemble_",), 3)),
                                         "FlatEnsemble"),
-        "training terms missing": (edit_meta("BoostIn", "lightgbm", _drop(("_train_T",))),
+        "leaf denominators missing": (edit_meta("BoostIn", "lightgbm", _drop(("_denom",))),
                                    "missing"),
         "variant bogus": (edit_meta("BoostIn", "lightgbm", _param("variant", "bogus")),
                           "parameters are invalid"),
@@ -378,7 +378,8 @@ def _build_cases():
         # size bombs and odd archives: refused before anything is inflated
         "npy header of 10**12 floats": (header_bomb(), "listed dtype.*take"),
         "npy header lies about its shape": (header_lies(),
-                                            "listed dtype.*take|differ from the recorded"),
+                                            "listed dtype.*take|differ from the recorded|"
+                                            "corrupted or truncated"),
         "3 GiB zero member deflated": (array_bomb(3072), "max_bytes"),
         "2 GiB member": (array_bomb(2048), "max_bytes"),
         "3 GiB meta.json": (meta_bomb(3072), "MAX_META_BYTES"),

@@ -244,7 +244,7 @@ def test_predicted_target_uses_model_predictions():
     for family in ("lightgbm", "sklearn_rf"):
         model, Xtr, ytr, w, Xte, yte = _setup(family, "multiclass")
         pred = TREX(target="predicted").fit(model, Xtr, ytr, sample_weight=w)
-        act = TREX().fit(model, Xtr, model.predict(Xtr), sample_weight=w)
+        act = TREX().fit(model, Xtr, model.predict(Xtr), sample_weight=w, check_data=False)
         np.testing.assert_allclose(pred.coef_, act.coef_, rtol=1e-10, atol=1e-14)
 
 
@@ -262,7 +262,7 @@ def test_bad_parameters(params):
 def test_not_converged_warns():
     model, Xtr, ytr, w, Xte, yte = _setup("lightgbm", "binary")
     with pytest.warns(ConvergenceWarning, match="did not converge"):
-        TREX(kernel="lp_", tol=1e-30, max_iter=3).fit(model, Xtr, ytr)
+        TREX(kernel="lp_", tol=1e-30, max_iter=3).fit(model, Xtr, ytr, sample_weight=w)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        TREX(kernel="lp_").fit(model, Xtr, ytr)
+        TREX(kernel="lp_").fit(model, Xtr, ytr, sample_weight=w)

@@ -489,7 +489,7 @@ ENCODER_EXTRA = {
     "LightGBMEncoder": ("pandas_categorical", "split_categorical"),
     "_XGBoostEncoder": ("missing", "raw_categories"),
     "CatBoostEncoder": ("hash_codes",),
-    "SklearnEncoder": ("allow_nan", "allow_inf", "ordinal"),
+    "SklearnEncoder": ("allow_nan", "allow_inf", "ordinal", "accept_sparse"),
 }
 
 

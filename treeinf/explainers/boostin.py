@@ -138,11 +138,11 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         if self.variant not in ("exact", "paper"):
             raise DataValidationError(
                 f"variant must be 'exact' or 'paper', got {self.variant!r}.")
-        try:
-            dt = np.dtype(self.dtype)
+        try:  # (np.dtype(None) is float64, and a dtype compares equal to None)
+            ok = self.dtype is not None and np.dtype(self.dtype).name in ("float64", "float32")
         except TypeError:
-            dt = None
-        if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+            ok = False
+        if not ok:
             raise DataValidationError(
                 f"dtype must be 'float64' or 'float32', got {self.dtype!r}.")
 
@@ -241,11 +241,11 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         """(start, stop) chunks of m query rows, under a progress bar when
         ``self.verbose`` is true."""
         bounds = [(e0, min(m, e0 + size)) for e0 in range(0, m, size)]
-        if not getattr(self, "verbose", False) or len(bounds) <= 1:
+        if not getattr(self, "verbose", False):
             yield from bounds
             return
         from tqdm.auto import tqdm
-        with tqdm(total=m, desc=f"BoostIn {desc}", unit="row") as bar:
+        with tqdm(total=m, desc=f"BoostIn {desc} test rows", unit="row") as bar:
             for e0, e1 in bounds:
                 yield e0, e1
                 bar.update(e1 - e0)
