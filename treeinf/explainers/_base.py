@@ -85,7 +85,7 @@ def _check_data(ens, Xe, y, w, check, user_params):
     rows = fid.training_rows(ens, y, n)
     if not check:
         return rows, {"checked": False, "passed": None, "exact": bool(ens.exact_leaves),
-                      "params_source": dict(ens.params_source)}
+                      "params_source": dict(ens.params_source)}, None
     leaves = ens.apply_encoded(Xe)
     candidates = [rows, None] if rows is not None else [None]
     first_error = None
@@ -99,7 +99,9 @@ def _check_data(ens, Xe, y, w, check, user_params):
         if report["passed"]:
             report["checked"] = True
             report["held_out_rows"] = 0 if cand is None else int(n - cand.size)
-            return cand, report
+            # the leaves and hessian sums the check computed, for _fit to reuse
+            hint = (leaves if cand is None else leaves[cand], sums["H"])
+            return cand, report, hint
         if first_error is None:
             try:
                 fid._judge(ens, sums, wc, raise_error=True)
@@ -225,8 +227,8 @@ class BaseInfluence(BaseEstimator):
         if cw is not None and ens.objective != "regression":
             w = w * np.asarray(cw, dtype=np.float64)[y_enc.astype(np.int64)]
         with num_threads(getattr(self, "n_jobs", None)):
-            rows, self.fidelity_ = _check_data(ens, Xe, y_enc, w, check_data,
-                                               user_params=(learning_rate, reg_lambda))
+            rows, self.fidelity_, hint = _check_data(ens, Xe, y_enc, w, check_data,
+                                                     user_params=(learning_rate, reg_lambda))
         self.ensemble_ = ens
         if not self._restrict_to_train_rows:
             rows = None
@@ -241,8 +243,14 @@ class BaseInfluence(BaseEstimator):
             self.feature_names_in_ = np.asarray(names, dtype=object)
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        with num_threads(getattr(self, "n_jobs", None)):
-            self._fit(Xe, y_enc, w)
+        # leaves (n_train_, n_trees) and per-leaf hessian sums of the data
+        # check, which _fit may reuse instead of computing them again
+        self._fit_hint = hint
+        try:
+            with num_threads(getattr(self, "n_jobs", None)):
+                self._fit(Xe, y_enc, w)
+        finally:
+            self.__dict__.pop("_fit_hint", None)
         return self
 
     # ------------------------------------------- rows the model trained on

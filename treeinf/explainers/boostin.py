@@ -160,19 +160,27 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         T = ens.n_trees
         L = int(ens.leaf_offset[-1])
         obj = OBJECTIVE_CODES[ens.objective]
-        # pass 1: traverse + h + leaf sums (per fixed chunk, added in order)
-        leaves_T = np.empty((T, n), dtype=leaf_id_dtype(ens))
-        chunk = chunk_rows(n)
-        H_part = np.empty((max(1, -(-n // chunk)), L))
-        fit_leaves_kernel(Xe, ens.tree_root, ens.node_left, ens.node_right, ens.node_feature,
-                          ens.node_threshold, ens.node_kind, ens.node_missing,
-                          ens.node_default_left, ens.node_cat_start, ens.node_cat_len,
-                          ens.cat_bits, ens.node_leaf, ens.tree_round, ens.tree_output,
-                          ens.leaf_offset, ens.leaf_value, ens.base_margin, y, w, obj,
-                          ens.hessian_factor, chunk, leaves_T, H_part)
-        H = np.empty(L)
-        sum_parts(H_part, H)
-        del H_part
+        hint = getattr(self, "_fit_hint", None)
+        if hint is not None:
+            # the data check at fit already traversed the rows and summed
+            # their hessians per leaf: pass 1 is done
+            leaves_T = np.ascontiguousarray(hint[0].T, dtype=leaf_id_dtype(ens))
+            H = np.ascontiguousarray(hint[1], dtype=np.float64)
+        else:
+            # pass 1: traverse + h + leaf sums (per fixed chunk, added in order)
+            leaves_T = np.empty((T, n), dtype=leaf_id_dtype(ens))
+            chunk = chunk_rows(n)
+            H_part = np.empty((max(1, -(-n // chunk)), L))
+            fit_leaves_kernel(Xe, ens.tree_root, ens.node_left, ens.node_right,
+                              ens.node_feature, ens.node_threshold, ens.node_kind,
+                              ens.node_missing, ens.node_default_left, ens.node_cat_start,
+                              ens.node_cat_len, ens.cat_bits, ens.node_leaf, ens.tree_round,
+                              ens.tree_output, ens.leaf_offset, ens.leaf_value,
+                              ens.base_margin, y, w, obj, ens.hessian_factor, chunk,
+                              leaves_T, H_part)
+            H = np.empty(L)
+            sum_parts(H_part, H)
+            del H_part
         lam = np.ascontiguousarray(effective_l2(ens, w), dtype=np.float64)
         self._y, self._w = y, w
         self._denom = H + lam
