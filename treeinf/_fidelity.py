@@ -117,6 +117,35 @@ def newton_sums(ens, leaves, y, w):
             "W": tot[:, NS_WEIGHT], "Y": tot[:, NS_Y], "C": tot[:, NS_COUNT]}
 
 
+def fused_newton_sums(ens, Xe, y, w):
+    """Leaf ids (n_trees, n) and the per-leaf sums of :func:`newton_sums` in
+    one pass over the rows (BoostIn's traversal kernel, which the check and
+    BoostIn's fit share). Boosting models only.
+
+    Returns ``(leaves_T, sums)``.
+    """
+    from ._kernels.boostin import chunk_rows, fit_leaves_kernel
+    from ._stats import leaf_id_dtype
+    n = Xe.shape[0]
+    L = int(ens.leaf_offset[-1])
+    leaves_T = np.empty((ens.n_trees, n), dtype=leaf_id_dtype(ens))
+    chunk = chunk_rows(n)
+    n_chunks = max(1, -(-n // chunk))
+    H_part = np.empty((n_chunks, L))
+    S_part = np.empty((n_chunks, L, N_NEWTON_SUMS))
+    fit_leaves_kernel(Xe, ens.tree_root, ens.node_left, ens.node_right, ens.node_feature,
+                      ens.node_threshold, ens.node_kind, ens.node_missing,
+                      ens.node_default_left, ens.node_cat_start, ens.node_cat_len,
+                      ens.cat_bits, ens.node_leaf, ens.tree_round, ens.tree_output,
+                      ens.leaf_offset, ens.leaf_value, ens.base_margin,
+                      np.ascontiguousarray(y, np.float64), np.ascontiguousarray(w, np.float64),
+                      OBJECTIVE_CODES[ens.objective], float(ens.hessian_factor), chunk,
+                      leaves_T, H_part, S_part)
+    tot = S_part.sum(axis=0)
+    return leaves_T, {"G": tot[:, NS_G], "H": tot[:, NS_H], "S": tot[:, NS_SCALE],
+                      "W": tot[:, NS_WEIGHT], "Y": tot[:, NS_Y], "C": tot[:, NS_COUNT]}
+
+
 def newton_leaves(G, H, lam, alpha, eta):
     """``-eta * soft_threshold(G, alpha) / (H + lambda)``, 0 where undefined."""
     Gs = np.sign(G) * np.maximum(np.abs(G) - alpha, 0.0)

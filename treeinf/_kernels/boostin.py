@@ -27,7 +27,7 @@ import numpy as np
 
 from .._losses import grad_hess_1, grad_hess_row
 from .._numba import njit, pnjit, prange
-from .stats import round_end
+from .stats import NS_COUNT, NS_G, NS_H, NS_SCALE, NS_WEIGHT, NS_Y, round_end
 from .traversal import _leaf_of
 
 
@@ -63,8 +63,13 @@ def _block_derivatives(objective, factor, z, y, ids, B, G, Hh, kk):
 def fit_leaves_kernel(X, tree_root, left, right, feature, threshold, kind, missing,
                       default_left, cat_start, cat_len, cat_bits, node_leaf, tree_round,
                       tree_output, leaf_offset, leaf_value, base, y, w, objective, factor,
-                      chunk, leaves_T, H_part):
+                      chunk, leaves_T, H_part, S_part):
     """Leaf ids and per-chunk weighted hessian sums of every leaf.
+
+    S_part : float64 (n_chunks, n_leaves_total, N_NEWTON_SUMS) or (0, 0, 0).
+        When given, also written: the per-leaf sums of the data check
+        (``treeinf._kernels.stats.newton_sums_kernel``'s layout) of each
+        chunk, so that the check and BoostIn's fit share one pass.
 
     X : float64 (n, n_features) encoded rows.
     leaves_T : unsigned integer (n_trees, n), written: compact leaf id of row i
@@ -78,9 +83,12 @@ def fit_leaves_kernel(X, tree_root, left, right, feature, threshold, kind, missi
     n_trees = tree_root.shape[0]
     K = base.shape[0]
     n_chunks = H_part.shape[0]
+    want_sums = S_part.shape[0] > 0
     for c in prange(n_chunks):
         Hc = H_part[c]
         Hc[:] = 0.0
+        if want_sums:
+            S_part[c] = 0.0
         z = np.empty((GROUP, K))
         G = np.empty((GROUP, K))
         Hh = np.empty((GROUP, K))
@@ -113,6 +121,19 @@ def fit_leaves_kernel(X, tree_root, left, right, feature, threshold, kind, missi
                         i = g0 + p
                         pos = off + lrow[i]
                         Hc[pos] += w[i] * Hh[p, q]
+                        if want_sums and w[i] != 0.0:
+                            wi = w[i]
+                            gq = G[p, q]
+                            hq = Hh[p, q]
+                            S_part[c, pos, NS_G] += wi * gq
+                            S_part[c, pos, NS_H] += wi * hq
+                            S_part[c, pos, NS_SCALE] += wi * (abs(gq) + hq * (1.0 + abs(z[p, q])))
+                            S_part[c, pos, NS_WEIGHT] += wi
+                            S_part[c, pos, NS_COUNT] += 1.0
+                            if objective == 0:
+                                S_part[c, pos, NS_Y] += wi * y[i]
+                            elif (K == 1 and y[i] == 1.0) or (K > 1 and int(y[i]) == q):
+                                S_part[c, pos, NS_Y] += wi
                         z[p, q] += leaf_value[pos]
                 j = j_end
 

@@ -86,12 +86,17 @@ def _check_data(ens, Xe, y, w, check, user_params):
     if not check:
         return rows, {"checked": False, "passed": None, "exact": bool(ens.exact_leaves),
                       "params_source": dict(ens.params_source)}, None
-    leaves = ens.apply_encoded(Xe)
     candidates = [rows, None] if rows is not None else [None]
     first_error = None
+    leaves_T = None
     for cand in candidates:
         wc = w if cand is None else _mask_weights(w, cand)
-        sums = fid.newton_sums(ens, leaves, y, wc)
+        if ens.kind == "boosting":   # one fused pass: traversal and leaf sums
+            leaves_T, sums = fid.fused_newton_sums(ens, Xe, y, wc)
+            leaves = leaves_T.T
+        else:
+            leaves = ens.apply_encoded(Xe)
+            sums = fid.newton_sums(ens, leaves, y, wc)
         report = fid._judge(ens, sums, wc, raise_error=False)
         if not report["passed"] and ens.library == "xgboost" and report["exact"] \
                 and user_params == (None, None):
@@ -100,7 +105,11 @@ def _check_data(ens, Xe, y, w, check, user_params):
             report["checked"] = True
             report["held_out_rows"] = 0 if cand is None else int(n - cand.size)
             # the leaves and hessian sums the check computed, for _fit to reuse
-            hint = (leaves if cand is None else leaves[cand], sums["H"])
+            if leaves_T is None:
+                hint = None
+            else:
+                hint = (leaves_T if cand is None else
+                        np.ascontiguousarray(leaves_T[:, cand]), sums["H"])
             return cand, report, hint
         if first_error is None:
             try:

@@ -15,6 +15,7 @@ from ._base import BaseInfluence, LabelEditMixin
 from ._progress import row_chunks
 
 _EMPTY_F = np.empty(0)
+_NO_SUMS = np.empty((0, 0, 0))
 _EMPTY_I = np.empty(0, dtype=np.int64)
 _EMPTY_2D = np.empty((0, 0))
 
@@ -164,7 +165,7 @@ class BoostIn(LabelEditMixin, BaseInfluence):
         if hint is not None:
             # the data check at fit already traversed the rows and summed
             # their hessians per leaf: pass 1 is done
-            leaves_T = np.ascontiguousarray(hint[0].T, dtype=leaf_id_dtype(ens))
+            leaves_T = np.ascontiguousarray(hint[0], dtype=leaf_id_dtype(ens))
             H = np.ascontiguousarray(hint[1], dtype=np.float64)
         else:
             # pass 1: traverse + h + leaf sums (per fixed chunk, added in order)
@@ -177,7 +178,7 @@ class BoostIn(LabelEditMixin, BaseInfluence):
                               ens.node_cat_len, ens.cat_bits, ens.node_leaf, ens.tree_round,
                               ens.tree_output, ens.leaf_offset, ens.leaf_value,
                               ens.base_margin, y, w, obj, ens.hessian_factor, chunk,
-                              leaves_T, H_part)
+                              leaves_T, H_part, _NO_SUMS)
             H = np.empty(L)
             sum_parts(H_part, H)
             del H_part
