@@ -323,3 +323,17 @@ def test_many_categories_per_feature(family, n_levels):
     Xq["c0"] = pd.Categorical(X["c0"].cat.categories[:n_levels],
                               categories=X["c0"].cat.categories)
     treeinf.parse_model(model, Xq)
+
+
+def test_gradient_boosting_early_stopping_without_seed_is_accepted():
+    """n_iter_no_change with random_state=None: the held-out rows cannot be
+    reconstructed, so the model is checked as a sampled one (its trees saw
+    1 - validation_fraction of the rows) and its own training data passes."""
+    from sklearn.ensemble import GradientBoostingRegressor
+    X, y = _data("sklearn_gb", "regression", n=400)
+    model = GradientBoostingRegressor(n_estimators=30, n_iter_no_change=100,
+                                      validation_fraction=0.2, max_depth=3).fit(X, y)
+    rep = treeinf.Random(random_state=0).fit(model, X, y).fidelity_
+    assert rep["passed"] and not rep["exact"]
+    with pytest.raises(TrainingDataMismatchError):
+        treeinf.Random(random_state=0).fit(model, X, y[::-1].copy())

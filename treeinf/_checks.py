@@ -478,8 +478,6 @@ ENSEMBLE_SCALARS = {
     "leaf_train_fraction": OptFloat(1e-12, 1e6),
 }
 
-#: entries of FlatEnsemble.params the methods read (none: params is descriptive)
-ENSEMBLE_PARAMS = {}
 
 #: encoder attributes: (common to all, {class name: extra attributes})
 ENCODER_COMMON = ("n_features", "feature_names", "input_dtype", "categories",
@@ -694,9 +692,6 @@ def check_ensemble(ens, dims, where="ensemble_"):
     params = ens.params
     if type(params) is not dict or not all(type(k) is str for k in params):
         bad(f"{where}.params is not a dict")
-    for key, spec in ENSEMBLE_PARAMS.items():
-        if key in params:
-            params[key] = spec.check(params[key], f"{where}.params[{key!r}]", dims)
     return ens
 
 

@@ -182,7 +182,7 @@ def _corr(a, b):
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _per_round(ens, values, how):
+def _per_round(ens, how):
     rounds = np.unique(ens.tree_round)
     tree_of_leaf = np.repeat(np.arange(ens.n_trees), np.diff(ens.leaf_offset))
     round_of_leaf = ens.tree_round[tree_of_leaf]
@@ -198,7 +198,7 @@ def _agreement(ens, sums, lam):
     used = sums["W"] > 0
     model = ens.leaf_value
     corr = _corr(rec[used], model[used])
-    per_round = _per_round(ens, None, lambda m: _corr(rec[m & used], model[m & used]))
+    per_round = _per_round(ens, lambda m: _corr(rec[m & used], model[m & used]))
     return rec, corr, per_round
 
 
@@ -247,7 +247,7 @@ def _judge(ens, sums, w, *, raise_error=True, eta=None, lam=None):
         report["tolerance"] = EXACT_TOLERANCE
         report["correlation"] = _corr(phi[used], model[used])
         report["round_agreement"] = _per_round(
-            ens, None, lambda m: float(rel[m].max()) if m.any() else 0.0)
+            ens, lambda m: float(rel[m].max()) if m.any() else 0.0)
         passed = report["max_error"] <= EXACT_TOLERANCE
     else:
         phi, corr, per_round = _agreement(ens, sums, lam)

@@ -334,8 +334,12 @@ def _parse_gb(model, name):
         exact_leaves_reasons=reasons, train_split=split,
         leaf_train_stat=np.concatenate([_leaf_weights(estimators[t, c].tree_)
                                         for t in range(n_rounds) for c in range(K)]),
-        leaf_train_stat_kind="weight", leaf_train_stat_exact=subsample == 1.0,
-        leaf_train_fraction=subsample)
+        leaf_train_stat_kind="weight",
+        leaf_train_stat_exact=subsample == 1.0 and not (validation_split and split is None),
+        # with an unreproducible early-stopping split the trees saw only the
+        # training part of the rows passed to fit
+        leaf_train_fraction=subsample * (1.0 - float(model.validation_fraction)
+                                         if validation_split and split is None else 1.0))
 
 
 # -------------------------------------------------------- HistGradientBoosting
