@@ -337,3 +337,28 @@ def test_gradient_boosting_early_stopping_without_seed_is_accepted():
     assert rep["passed"] and not rep["exact"]
     with pytest.raises(TrainingDataMismatchError):
         treeinf.Random(random_state=0).fit(model, X, y[::-1].copy())
+
+
+def test_unchecked_xgboost_warns_that_its_parameters_are_unverified(tmp_path):
+    import xgboost as xgb
+    from treeinf.exceptions import UnverifiedInfluenceWarning
+    X, y = _data("xgboost", "binary")
+    model = xgb.XGBClassifier(n_estimators=5, max_depth=3, learning_rate=0.1,
+                              reg_lambda=5.0, n_jobs=1, random_state=0).fit(X, y)
+    model.save_model(tmp_path / "m.json")
+    booster = xgb.Booster(model_file=str(tmp_path / "m.json"))
+    with pytest.warns(UnverifiedInfluenceWarning, match="learning_rate= and reg_lambda="):
+        treeinf.BoostIn().fit(booster, X, y, check_data=False)
+    with warnings.catch_warnings():   # given explicitly: nothing to warn about
+        warnings.simplefilter("error", UnverifiedInfluenceWarning)
+        treeinf.BoostIn().fit(booster, X, y, check_data=False, learning_rate=0.1,
+                              reg_lambda=5.0)
+
+
+@pytest.mark.parametrize("bad", [0, 1, "no", None, np.array([True])])
+def test_check_data_must_be_a_bool(bad):
+    X, y = _data("lightgbm", "binary")
+    import lightgbm as lgb
+    model = lgb.LGBMClassifier(n_estimators=3, verbose=-1).fit(X, y)
+    with pytest.raises(DataValidationError, match="check_data must be True or False"):
+        treeinf.BoostIn().fit(model, X, y, check_data=bad)

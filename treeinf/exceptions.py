@@ -115,3 +115,8 @@ class TrainingDataMismatchError(DataValidationError):
     model's training rule disagree with the model's own leaves. The message
     names the first disagreeing leaf and the likely causes.
     """
+
+
+class UnverifiedInfluenceWarning(UserWarning):
+    """Influence computed without the training-data check (``check_data=False``)
+    and relying on training parameters the model may not record."""

@@ -8,6 +8,7 @@ faster path.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -20,6 +21,7 @@ from .._trees import parse_model
 from .._validation import (N_JOBS, VERBOSE, StrOptions, check_k, check_params,
                            check_sample_weight, check_value, encode_target)
 from ..exceptions import (DataValidationError, NotFittedError, PersistenceError,
+                          UnverifiedInfluenceWarning,
                           UnsupportedModelError)
 from ._progress import compile_notice
 
@@ -84,6 +86,15 @@ def _check_data(ens, Xe, y, w, check, user_params):
     n = Xe.shape[0]
     rows = fid.training_rows(ens, y, n)
     if not check:
+        if ens.library == "xgboost" and user_params == (None, None):
+            warnings.warn(
+                "check_data=False with an XGBoost model: its learning rate and L2 are "
+                f"taken from the booster's configuration (eta={ens.learning_rate:g} per "
+                f"tree, lambda={ens.reg_lambda:g}), which for a Booster loaded from a "
+                "file are XGBoost's defaults, not the training values, and nothing "
+                "verifies them. Pass learning_rate= and reg_lambda= to fit, or leave "
+                "check_data=True so they are checked (and estimated when missing).",
+                UnverifiedInfluenceWarning, stacklevel=4)
         return rows, {"checked": False, "passed": None, "exact": bool(ens.exact_leaves),
                       "params_source": dict(ens.params_source)}, None
     candidates = [rows, None] if rows is not None else [None]
@@ -221,6 +232,10 @@ class BaseInfluence(BaseEstimator):
         """
         resolve_n_jobs(getattr(self, "n_jobs", None))
         self._check_params()
+        if not isinstance(check_data, (bool, np.bool_)):
+            raise DataValidationError(
+                f"check_data must be True or False, got {check_data!r} "
+                f"({type(check_data).__name__}).")
         ens = parse_model(model, X)
         if ens.kind not in self._supported_kinds:
             raise UnsupportedModelError(
