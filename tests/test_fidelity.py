@@ -362,3 +362,37 @@ def test_check_data_must_be_a_bool(bad):
     model = lgb.LGBMClassifier(n_estimators=3, verbose=-1).fit(X, y)
     with pytest.raises(DataValidationError, match="check_data must be True or False"):
         treeinf.BoostIn().fit(model, X, y, check_data=bad)
+
+
+def _subset_raises(est_cls, model, X, y, frac=0.8, seed=3):
+    sub = np.random.default_rng(seed).permutation(len(y))[:int(frac * len(y))]
+    with pytest.raises(TrainingDataMismatchError, match="row sampling"):
+        est_cls().fit(model, X[sub], y[sub])
+
+
+def test_lightgbm_class_dependent_bagging_detects_missing_rows():
+    # balanced bagging samples each class with its own fraction: the recorded
+    # hessians are checked against the data weighted by those fractions
+    import lightgbm as lgb
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 6))
+    y = (X[:, 0] + 0.5 * X[:, 1] + rng.normal(size=4000) > 0.8).astype(int)
+    model = lgb.LGBMClassifier(n_estimators=30, bagging_freq=1, pos_bagging_fraction=0.9,
+                               neg_bagging_fraction=0.3, verbose=-1,
+                               random_state=0).fit(X, y)
+    est = treeinf.BoostIn().fit(model, X, y)
+    assert est.fidelity_["passed"] and abs(est.fidelity_["stat_ratio"] - 1) < 0.05
+    np.testing.assert_array_equal(est.ensemble_.leaf_train_class_fraction, [0.3, 0.9])
+    _subset_raises(treeinf.BoostIn, model, X, y)
+
+
+def test_forest_with_absolute_max_samples_detects_missing_rows():
+    from sklearn.ensemble import RandomForestRegressor
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 5))
+    y = X[:, 0] + rng.normal(size=3000)
+    model = RandomForestRegressor(n_estimators=20, max_samples=1200, max_depth=6,
+                                  random_state=0).fit(X, y)
+    est = treeinf.TreeSim().fit(model, X, y)
+    assert est.fidelity_["passed"] and est.ensemble_.leaf_train_fraction == 0.4
+    _subset_raises(treeinf.TreeSim, model, X, y)

@@ -455,6 +455,7 @@ ENSEMBLE_FIELDS = {
     "leaf_reg_lambda": Arr("f8", ("L",), finite=True),
     "class_weight": Arr("f8", ("*",), finite=True, none=True),
     "leaf_train_stat": Arr("f8", ("L",), none=True),   # NaN: not recorded
+    "leaf_train_class_fraction": Arr("f8", ("*",), finite=True, none=True),
 }
 
 #: FlatEnsemble scalar fields

@@ -146,6 +146,19 @@ def fused_newton_sums(ens, Xe, y, w):
                       "W": tot[:, NS_WEIGHT], "Y": tot[:, NS_Y], "C": tot[:, NS_COUNT]}
 
 
+def class_sampling_weights(ens, y, w):
+    """Row weights times the sampling fraction of the row's class, or None.
+
+    For models whose row sampling depends on the class
+    (``leaf_train_class_fraction``): the per-leaf statistic the model
+    recorded is then expected to equal the data's under these weights.
+    """
+    frac = ens.leaf_train_class_fraction
+    if frac is None or ens.leaf_train_stat_exact:
+        return None
+    return w * frac[np.asarray(y, dtype=np.int64)]
+
+
 def newton_leaves(G, H, lam, alpha, eta):
     """``-eta * soft_threshold(G, alpha) / (H + lambda)``, 0 where undefined."""
     Gs = np.sign(G) * np.maximum(np.abs(G) - alpha, 0.0)
@@ -231,10 +244,13 @@ def check_fidelity(ens, leaves, y, w, *, raise_error=True, eta=None, lam=None):
         rows), ``params_source``.
     """
     sums = newton_sums(ens, leaves, y, w)
-    return _judge(ens, sums, w, raise_error=raise_error, eta=eta, lam=lam)
+    wcls = class_sampling_weights(ens, y, w)
+    stat_sums = None if wcls is None else newton_sums(ens, leaves, y, wcls)
+    return _judge(ens, sums, w, raise_error=raise_error, eta=eta, lam=lam,
+                  stat_sums=stat_sums)
 
 
-def _judge(ens, sums, w, *, raise_error=True, eta=None, lam=None):
+def _judge(ens, sums, w, *, raise_error=True, eta=None, lam=None, stat_sums=None):
     eta = ens.learning_rate if eta is None else eta
     lam = effective_l2(ens, w) if lam is None else lam
     used = sums["W"] > 0
@@ -256,7 +272,8 @@ def _judge(ens, sums, w, *, raise_error=True, eta=None, lam=None):
         report["correlation"] = corr
         report["round_agreement"] = per_round
         passed = not (corr < MIN_CORRELATION)  # nan (constant leaves) passes
-        stat = _stat_agreement(ens, sums)
+        stat = _stat_agreement(ens, sums if stat_sums is None else stat_sums,
+                               class_weighted=stat_sums is not None)
         if stat is not None:
             report.update(stat)
             passed = passed and stat["stat_passed"]
@@ -276,7 +293,7 @@ STAT_TOLERANCE = 1e-4
 MIN_RATIO_DEVIATION = 0.05
 
 
-def _stat_agreement(ens, sums):
+def _stat_agreement(ens, sums, class_weighted=False):
     """Compare what the model recorded about its leaves' rows with the data.
 
     Exact statistics (no row sampling: CatBoost's leaf weights, trees without
@@ -299,7 +316,9 @@ def _stat_agreement(ens, sums):
         diff = np.where(known, diff, 0.0)
         worst = float(diff.max())
         return {"stat_kind": kind, "stat_error": worst, "stat_passed": worst <= STAT_TOLERANCE}
-    f = ens.leaf_train_fraction
+    # with class-dependent sampling the sums already weight each row by its
+    # class's fraction (see class_sampling_weights)
+    f = 1.0 if class_weighted else ens.leaf_train_fraction
     if f is None or not f > 0:
         return None
     tree_of_leaf = np.repeat(np.arange(ens.n_trees), np.diff(ens.leaf_offset))
@@ -315,6 +334,13 @@ def _stat_agreement(ens, sums):
     tol = max(MIN_RATIO_DEVIATION, 5.0 * se)
     return {"stat_kind": kind, "stat_ratio": mean, "stat_tolerance": tol,
             "stat_passed": dev <= tol}
+
+
+def _fraction_text(ens):
+    frac = ens.leaf_train_class_fraction
+    if frac is not None:
+        return "fraction " + " / ".join(f"{f:g}" for f in frac) + " by class"
+    return f"fraction {ens.leaf_train_fraction:g}"
 
 
 def _message(ens, report, phi, rel):
@@ -336,8 +362,8 @@ def _message(ens, report, phi, rel):
         kind = report["stat_kind"]
         if "stat_ratio" in report:
             what = (f"the {kind} it recorded per leaf is {report['stat_ratio']:.3f} times "
-                    f"what the data gives after allowing for its row sampling (fraction "
-                    f"{ens.leaf_train_fraction:g}); tolerance "
+                    f"what the data gives after allowing for its row sampling "
+                    f"({_fraction_text(ens)}); tolerance "
                     f"{report['stat_tolerance']:.3f} around 1")
         else:
             what = (f"the {kind} of the training rows it recorded per leaf differs from "

@@ -171,7 +171,13 @@ class FlatEnsemble:
     leaf_train_fraction : float or None
         Expected ratio of the recorded statistic to the one of all training
         rows when rows were sampled (bagging fraction, subsample); None when
-        unknown (GOSS, class-dependent bagging).
+        unknown (GOSS, an absolute bootstrap size with no recorded row count).
+    leaf_train_class_fraction : float64 ndarray of shape (n_classes,) or None
+        Class-dependent row sampling (LightGBM ``neg_bagging_fraction`` /
+        ``pos_bagging_fraction``): the expected fraction of the rows of each
+        class, in ``classes`` order, that each tree saw. When set it replaces
+        ``leaf_train_fraction``: the data check compares the recorded
+        statistic with the data's, each row weighted by its class's fraction.
     params : dict
         Descriptive library settings, for display only (methods read the
         typed fields above).
@@ -217,6 +223,7 @@ class FlatEnsemble:
     leaf_train_stat_kind: str = ""
     leaf_train_stat_exact: bool = False
     leaf_train_fraction: object = None
+    leaf_train_class_fraction: object = None
 
     def __post_init__(self):
         n_leaves = int(self.leaf_offset[-1])
@@ -242,6 +249,9 @@ class FlatEnsemble:
                 raise ValueError(f"leaf_train_stat must have shape ({n_leaves},), "
                                  f"got {self.leaf_train_stat.shape}")
         self.leaf_train_stat_exact = bool(self.leaf_train_stat_exact)
+        if self.leaf_train_class_fraction is not None:
+            self.leaf_train_class_fraction = np.ascontiguousarray(
+                self.leaf_train_class_fraction, dtype=FLOAT)
         source = {"learning_rate": "model", "reg_lambda": "model"}
         source.update(self.params_source or {})
         self.params_source = source

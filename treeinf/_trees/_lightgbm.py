@@ -704,6 +704,9 @@ def parse(model, num_iteration=None):
         # GOSS reweights the rows it keeps so that hessian sums stay unbiased
         leaf_train_fraction=(1.0 if goss and not bagging else
                              _bag_fraction(params) if bagging and not goss else None),
+        leaf_train_class_fraction=(_class_bag_fraction(params)
+                                   if bagging and not goss and objective == "binary"
+                                   else None),
         class_weight=class_weight, exact_leaves=not not_newton,
         exact_leaves_reasons=not_newton)
 
@@ -721,6 +724,20 @@ def _bag_fraction(params):
     if pos != 1.0 or neg != 1.0:
         return None
     return _param(params, "bagging_fraction", 1.0)
+
+
+def _class_bag_fraction(params):
+    """(negative, positive) bagging fractions of balanced bagging, or None.
+
+    LightGBM samples ``neg_bagging_fraction`` of the negative and
+    ``pos_bagging_fraction`` of the positive rows when either is below 1
+    (``bagging_fraction`` is then not used).
+    """
+    pos = _param(params, "pos_bagging_fraction", 1.0)
+    neg = _param(params, "neg_bagging_fraction", 1.0)
+    if pos == 1.0 and neg == 1.0:
+        return None
+    return np.array([neg, pos], dtype=np.float64)
 
 
 def reference(model, X, num_iteration=None):

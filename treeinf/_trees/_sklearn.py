@@ -546,8 +546,7 @@ def _parse_forest(model, name):
                                         for _ in range(K)]),
         leaf_train_stat_kind=_forest_stat_kind(model),
         leaf_train_stat_exact=not model.bootstrap,
-        leaf_train_fraction=(None if model.class_weight == "balanced_subsample"
-                             else _bootstrap_fraction(model)))
+        leaf_train_fraction=_bootstrap_fraction(model))
 
 
 def _forest_stat_kind(model):
@@ -580,7 +579,12 @@ def _bootstrap_fraction(model):
         return 1.0
     if isinstance(ms, (float, np.floating)):
         return float(ms)
-    return None  # an absolute number of samples: depends on n
+    # an absolute number of draws: a fraction of the number of rows the
+    # forest was fitted on, which scikit-learn records as ``_n_samples``
+    n_fit = getattr(model, "_n_samples", None)
+    if isinstance(n_fit, (int, np.integer)) and n_fit > 0:
+        return int(ms) / float(n_fit)
+    return None
 
 
 # ---------------------------------------------------------------- public API

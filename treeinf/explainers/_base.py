@@ -108,7 +108,9 @@ def _check_data(ens, Xe, y, w, check, user_params):
         else:
             leaves = ens.apply_encoded(Xe)
             sums = fid.newton_sums(ens, leaves, y, wc)
-        report = fid._judge(ens, sums, wc, raise_error=False)
+        wcls = fid.class_sampling_weights(ens, y, wc)
+        stat_sums = None if wcls is None else fid.newton_sums(ens, leaves, y, wcls)
+        report = fid._judge(ens, sums, wc, raise_error=False, stat_sums=stat_sums)
         if not report["passed"] and ens.library == "xgboost" and report["exact"] \
                 and user_params == (None, None):
             report = _estimate_xgboost(ens, sums, wc, report)
@@ -124,7 +126,7 @@ def _check_data(ens, Xe, y, w, check, user_params):
             return cand, report, hint
         if first_error is None:
             try:
-                fid._judge(ens, sums, wc, raise_error=True)
+                fid._judge(ens, sums, wc, raise_error=True, stat_sums=stat_sums)
             except Exception as exc:  # keep the message of the likeliest layout
                 first_error = exc
     raise first_error
