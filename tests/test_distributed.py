@@ -138,6 +138,26 @@ def test_in_memory_labels_float32_and_dask_results(client):
     _close(dist.get_self_influence(as_dask=True).compute(), ref.get_self_influence())
 
 
+def test_xgboost_dask_model(client):
+    xgb_dask = pytest.importorskip("xgboost.dask")
+    X, y = make_data("binary", n=300, n_num=5, seed=4)
+    X = X.to_numpy()
+    Xtr, ytr, Xte, yte = X[:260], y[:260], X[260:], y[260:]
+    Xd = da.from_array(Xtr, chunks=(130, -1))
+    yd = da.from_array(ytr, chunks=130)
+    try:
+        model = xgb_dask.DaskXGBClassifier(n_estimators=8, max_depth=3, learning_rate=0.3,
+                                           reg_lambda=2.0, n_jobs=1)
+        model.client = client
+        model.fit(Xd, yd)
+    except Exception as exc:  # noqa: BLE001 - XGBoost's collective set-up, not treeinf
+        pytest.skip(f"xgboost.dask could not train on this LocalCluster: {exc}")
+    ref = BoostIn().fit(model.get_booster(), Xtr, ytr)
+    dist = DaskBoostIn(n_jobs=1).fit(model, Xd, yd, client=client)
+    assert dist.ensemble_.reg_lambda == 2.0
+    _check_all(dist, ref, Xte, yte)
+
+
 def test_data_check_runs_on_the_reduced_sums(client):
     model, Xtr, ytr, _, _, _ = trained("lightgbm", "binary", n=200)
     Xd = da.from_array(Xtr, chunks=(50, -1))
