@@ -14,3 +14,11 @@ from .explainers._io import load
 __all__ = ["__version__", "exceptions", "FlatEnsemble", "parse_model", "SUPPORTED_MODELS", "load",
            "BoostIn", "LeafInfluence", "LeafRefit", "TREX", "TreeSim", "InputSim", "Target",
            "Random", "Loss", "LOO", "SubSample", "DShap"]
+
+
+def __getattr__(name):
+    # DaskBoostIn imports dask.distributed: only when asked for
+    if name == "DaskBoostIn":
+        from .distributed import DaskBoostIn
+        return DaskBoostIn
+    raise AttributeError(f"module 'treeinf' has no attribute {name!r}")
